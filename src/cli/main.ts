@@ -1,0 +1,64 @@
+/**
+ * The CLI entry: `hardneg <command>` and `mine-negatives`. Drivable from tests with
+ * injected argv and output sinks; nothing here calls process.exit.
+ */
+import { Command, CommanderError } from 'commander'
+import { isHardnegError, toolVersion, type MineResult } from '../index.js'
+import { mineCommand } from './mine.js'
+
+/** Where the CLI writes, and what it returns to a test. */
+export interface CliIO {
+  stdout: (text: string) => void // normal output
+  stderr: (text: string) => void // progress and errors
+  stderrIsTTY: boolean // draw a progress bar instead of plain lines
+  result?: MineResult // set by `mine` when it finishes
+}
+
+/** The process's own streams. */
+export function processIO(): CliIO {
+  return {
+    stdout: (t) => void process.stdout.write(t),
+    stderr: (t) => void process.stderr.write(t),
+    stderrIsTTY: process.stderr.isTTY === true,
+  }
+}
+
+function configure(cmd: Command, io: CliIO): Command {
+  return cmd.exitOverride().configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
+}
+
+/**
+ * Runs `hardneg` with `argv` (without node and script). Returns the exit code: 0 done,
+ * 2 bad input or options (one line on stderr), 1 a bug (stack on stderr).
+ */
+export async function runHardneg(argv: readonly string[], io: CliIO = processIO()): Promise<number> {
+  const program = configure(new Command('hardneg'), io)
+    .description('Mine hard negatives and filter false negatives for contrastive embedding training data')
+    .version(await toolVersion(), '-V, --version')
+    .showHelpAfterError()
+  program.addCommand(configure(mineCommand(io, 'mine'), io).alias('mine-negatives'))
+  return run(program, argv, io)
+}
+
+/** Runs `mine-negatives` with `argv`; the same as `hardneg mine`. */
+export async function runMineNegatives(argv: readonly string[], io: CliIO = processIO()): Promise<number> {
+  return run(configure(mineCommand(io, 'mine-negatives'), io), argv, io)
+}
+
+async function run(program: Command, argv: readonly string[], io: CliIO): Promise<number> {
+  try {
+    await program.parseAsync([...argv], { from: 'user' })
+    return 0
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0
+      return 2
+    }
+    if (isHardnegError(err)) {
+      io.stderr(`hardneg: error ${err.code}: ${err.message}\n`)
+      return 2
+    }
+    io.stderr(`hardneg: internal error (a bug; please report it with this output):\n${(err as Error).stack ?? String(err)}\n`)
+    return 1
+  }
+}

@@ -1,0 +1,163 @@
+/**
+ * The `mine` command (also installed as `mine-negatives`): flags to MineOptions, a
+ * progress display, and the end-of-run summary.
+ */
+import { existsSync } from 'node:fs'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { Command, Option } from 'commander'
+import { HardnegError, mineNegatives, type MineOptions, type MineResult } from '../index.js'
+import { choiceArg, intArg, listArg, numberArg, rangeArg } from './_args.js'
+import { createProgress } from './progress.js'
+import type { CliIO } from './main.js'
+
+/** The embedded default dataset: the SNLI test sample in fixtures/snli. */
+export function defaultDataset(): Pick<MineOptions, 'pairs' | 'preset' | 'queryEmbeddings' | 'positiveEmbeddings'> {
+  let dir = path.dirname(fileURLToPath(import.meta.url))
+  while (!existsSync(path.join(dir, 'fixtures', 'snli'))) {
+    const up = path.dirname(dir)
+    if (up === dir) throw new HardnegError('E_BAD_FILE', 'fixtures/snli not found next to the installed package, expected the embedded sample')
+    dir = up
+  }
+  const snli = path.relative(process.cwd(), path.join(dir, 'fixtures', 'snli')) || '.'
+  return {
+    pairs: path.join(snli, 'snli-test-triplets.csv'),
+    preset: 'simcse',
+    queryEmbeddings: path.join(snli, 'snli-test-sent0.use512.f16.npy'),
+    positiveEmbeddings: path.join(snli, 'snli-test-sent1.use512.f16.npy'),
+  }
+}
+
+/** Builds the `mine` command; `run` is set by the caller to capture the result. */
+export function mineCommand(io: CliIO, name = 'mine'): Command {
+  const cmd = new Command(name)
+    .description(
+      'Mine top-k hard negatives for query/positive pairs and drop false negatives (UniME rule: a candidate scoring above ' +
+        'sim(query, positive) + threshold is a false negative). Without --pairs, mines the embedded SNLI sample.',
+    )
+    .option('--pairs <file>', 'pairs file: CSV/TSV with header, JSONL or Parquet (default: embedded SNLI sample)')
+    .addOption(new Option('--format <fmt>', 'pairs format (default: from the extension)').choices(['csv', 'tsv', 'jsonl', 'parquet']))
+    .addOption(new Option('--preset <name>', 'column layout: simcse = sent0,sent1(,hard_neg); mmeb = qry,pos_text(,subset)').choices(['simcse', 'mmeb']))
+    .option('--id-col <col>', 'id column (default: row number)')
+    .option('--query-col <col>', "query column (default: preset's, else 'query')")
+    .option('--positive-col <col>', "positive column (default: preset's, else 'positive')")
+    .option('--group-col <col>', 'group column; pools are per group (default: one global pool)')
+    .option('--carry <cols>', 'extra columns to copy to the shards, comma-separated', listArg)
+    .option('--query-embeddings <file>', 'query embeddings .npy [rows, dim], float32/float16, row i = pair i')
+    .option('--positive-embeddings <file>', 'positive embeddings .npy [rows, dim], float32/float16, row i = pair i')
+    .option('--corpus <file>', 'external candidate pool with columns id,text')
+    .option('--corpus-embeddings <file>', 'embeddings .npy for --corpus, row i = corpus row i')
+    .option('--out <dir>', 'output directory for shards and manifest.json', 'negatives')
+    .option('--overwrite', 'replace an earlier run in --out', false)
+    .option('--k <n>', 'hard negatives per row', intArg('--k', 1), 8)
+    .option('--threshold <beta>', 'false-negative margin: drop candidates scoring above pos_score + beta', numberArg('--threshold', -2, 2), 0.1)
+    .option('--max-score <s>', 'drop candidates scoring above s (absolute cap)', numberArg('--max-score', -1, 1))
+    .option('--relative-margin <m>', 'drop candidates scoring above pos_score * (1 - m) (NV-Retriever TopK-PercPos)', numberArg('--relative-margin', 0, 1))
+    .option('--pos-sim <t>', 'drop candidates whose similarity to the positive exceeds t (near-duplicates)', numberArg('--pos-sim', -1, 1))
+    .option('--query-sim <t>', 'drop candidates whose owning query is more similar than t to the query', numberArg('--query-sim', -1, 1))
+    .option('--sampling <mode>', 'top: the k best; random: k drawn from the --range window', choiceArg('--sampling', ['top', 'random'] as const), 'top')
+    .option('--range <min:max>', 'random sampling: 0-based rank window [min, max)', rangeArg('--range'))
+    .option('--seed <s>', 'random sampling seed', intArg('--seed', 0), 0)
+    .option('--pad <policy>', 'fewer than k left: repeat | none | drop', choiceArg('--pad', ['repeat', 'none', 'drop'] as const), 'repeat')
+    .option('--search <method>', 'exact | hnsw | auto (exact unless the pool is very large)', choiceArg('--search', ['exact', 'hnsw', 'auto'] as const), 'auto')
+    .option('--ef <n>', 'hnsw search list size', intArg('--ef', 1), 128)
+    .option('--m <n>', 'hnsw graph degree', intArg('--m', 2), 16)
+    .option('--ef-construction <n>', 'hnsw build list size', intArg('--ef-construction', 1), 200)
+    .option('--shard-rows <n>', 'rows per Parquet shard', intArg('--shard-rows', 1), 100000)
+    .option('--threads <n>', 'threads for exact search (default: all cores)', intArg('--threads', 1))
+    .option('--query-block-rows <n>', 'queries scored per block', intArg('--query-block-rows', 1))
+    .option('--pool-block-rows <n>', 'pool rows scored per block (exact)', intArg('--pool-block-rows', 1))
+    .option('--json', 'print the summary as JSON on stdout', false)
+    .option('--quiet', 'no progress output', false)
+  cmd.action(async (flags: Record<string, unknown>) => {
+    io.result = await runMine(flags, io)
+  })
+  return cmd
+}
+
+async function runMine(flags: Record<string, unknown>, io: CliIO): Promise<MineResult> {
+  const str = (k: string): string | undefined => (typeof flags[k] === 'string' ? (flags[k] as string) : undefined)
+  let inputs: Pick<MineOptions, 'pairs' | 'preset' | 'queryEmbeddings' | 'positiveEmbeddings'>
+  if (str('pairs') === undefined) {
+    if (str('queryEmbeddings') !== undefined || str('positiveEmbeddings') !== undefined) {
+      throw new HardnegError('E_BAD_OPTION', '--query-embeddings/--positive-embeddings given without --pairs, expected --pairs too')
+    }
+    inputs = defaultDataset()
+    io.stderr(`hardneg: no --pairs given; mining the embedded SNLI sample (${inputs.pairs}, 2,921 pairs, CC BY-SA 4.0)\n`)
+  } else {
+    for (const flag of ['queryEmbeddings', 'positiveEmbeddings'] as const) {
+      if (str(flag) === undefined) {
+        const dashed = flag === 'queryEmbeddings' ? '--query-embeddings' : '--positive-embeddings'
+        throw new HardnegError('E_BAD_OPTION', `${dashed} missing, expected a .npy file with one row per pair of ${str('pairs')}`)
+      }
+    }
+    inputs = {
+      pairs: str('pairs') as string,
+      queryEmbeddings: str('queryEmbeddings') as string,
+      positiveEmbeddings: str('positiveEmbeddings') as string,
+      ...(str('preset') ? { preset: str('preset') as MineOptions['preset'] } : {}),
+    }
+  }
+  const progress = createProgress({ write: io.stderr, tty: io.stderrIsTTY })
+  const options: MineOptions = {
+    ...inputs,
+    out: str('out') ?? 'negatives',
+    overwrite: flags.overwrite === true,
+    k: flags.k as number,
+    threshold: flags.threshold as number,
+    sampling: flags.sampling as 'top' | 'random',
+    seed: flags.seed as number,
+    pad: flags.pad as 'repeat' | 'none' | 'drop',
+    search: flags.search as 'exact' | 'hnsw' | 'auto',
+    ef: flags.ef as number,
+    m: flags.m as number,
+    efConstruction: flags.efConstruction as number,
+    shardRows: flags.shardRows as number,
+    ...copy(flags, ['format', 'idCol', 'queryCol', 'positiveCol', 'groupCol', 'carry', 'corpus', 'corpusEmbeddings']),
+    ...copy(flags, ['maxScore', 'relativeMargin', 'posSim', 'querySim', 'range', 'threads', 'queryBlockRows', 'poolBlockRows']),
+    ...(flags.quiet === true ? {} : { onProgress: progress.onProgress }),
+  }
+  let result: MineResult
+  try {
+    result = await mineNegatives(options)
+  } finally {
+    progress.done()
+  }
+  if (flags.json === true) io.stdout(JSON.stringify(result.summary, null, 2) + '\n')
+  else io.stdout(formatSummary(result))
+  return result
+}
+
+function copy(flags: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const k of keys) if (flags[k] !== undefined) out[k] = flags[k]
+  return out
+}
+
+/** The end-of-run summary a person reads. */
+export function formatSummary({ out, manifest, summary }: MineResult): string {
+  const pct = (x: number): string => `${(100 * x).toFixed(1)}%`
+  const f = (x: number | null): string => (x === null ? '-' : x.toFixed(3))
+  const scores = (s: MineResult['summary']['positiveScores']): string =>
+    `p5 ${f(s.p5)}  p25 ${f(s.p25)}  p50 ${f(s.p50)}  p75 ${f(s.p75)}  p95 ${f(s.p95)}  (n=${s.count.toLocaleString('en-US')})`
+  const lines = [
+    `hardneg: ${summary.rowsIn.toLocaleString('en-US')} pairs -> ${summary.rowsOut.toLocaleString('en-US')} rows in ` +
+      `${manifest.shards.length} shard${manifest.shards.length === 1 ? '' : 's'} under ${out}/ ` +
+      `(${manifest.search.method} search, ${manifest.timings.total?.toFixed(1)} s)`,
+    `  false negatives filtered: ${summary.falseNegatives.toLocaleString('en-US')} candidates; ` +
+      `queries with at least one (FalseNeg%): ${summary.queriesWithFalseNegatives.toLocaleString('en-US')} = ${pct(summary.falseNegativeQueryShare)}`,
+    `  positive scores: ${scores(summary.positiveScores)}`,
+    `  negative scores: ${scores(summary.negativeScores)}`,
+    `  padded rows: ${summary.padded}   short rows: ${summary.short}   dropped rows: ${summary.dropped}`,
+  ]
+  const groups = Object.entries(summary.groups)
+  if (groups.length > 1) {
+    for (const [name, g] of groups) {
+      lines.push(
+        `  [${name}] ${g.rowsIn} pairs, FalseNeg% ${pct(g.rowsIn ? g.queriesWithFalseNegatives / g.rowsIn : 0)}, padded ${g.padded}, dropped ${g.dropped}`,
+      )
+    }
+  }
+  lines.push(`  manifest: ${path.join(out, 'manifest.json')}`)
+  return lines.join('\n') + '\n'
+}

@@ -1,0 +1,51 @@
+/**
+ * The one error class hardneg throws for bad input or bad options. Anything else
+ * that escapes is a bug.
+ */
+
+/** Stable codes: scripts and tests match on these, never on message text. */
+export type ErrorCode =
+  | 'E_BAD_OPTION' // an option is out of range or not a number
+  | 'E_BAD_FILE' // a file cannot be opened, or is not the format its name says
+  | 'E_NPY_HEADER' // a .npy header is unreadable or describes an unsupported array
+  | 'E_DIM_MISMATCH' // embedding dimensions disagree between files
+  | 'E_ROW_MISMATCH' // embedding row count differs from the pair count
+  | 'E_BAD_VECTOR' // a NaN/Inf or all-zero embedding row
+  | 'E_MISSING_COLUMN' // a column the options name is not in the file
+  | 'E_BAD_ROW' // a malformed CSV/JSONL row or an empty required field
+  | 'E_EMPTY' // a dataset with no rows
+  | 'E_OUTPUT' // the output directory cannot be used
+
+/** Where an error happened: a file and, when known, a 1-based row (data rows, header excluded). */
+export interface ErrorPlace {
+  file?: string // path as the user gave it
+  row?: number // 1-based data row number within `file`
+}
+
+/**
+ * Bad input or options. `message` starts with the place (`file:row: `) and states the
+ * value found next to the value expected; the CLI prints it as one line and exits 2.
+ */
+export class HardnegError extends Error {
+  readonly code: ErrorCode
+  readonly file: string | undefined
+  readonly row: number | undefined
+
+  constructor(code: ErrorCode, detail: string, place: ErrorPlace = {}) {
+    super(formatPlace(place) + detail)
+    this.name = 'HardnegError'
+    this.code = code
+    this.file = place.file
+    this.row = place.row
+  }
+}
+
+function formatPlace({ file, row }: ErrorPlace): string {
+  if (file === undefined) return ''
+  return row === undefined ? `${file}: ` : `${file}:${row}: `
+}
+
+/** True when `err` is a HardnegError (also across module copies). */
+export function isHardnegError(err: unknown): err is HardnegError {
+  return err instanceof HardnegError || (err instanceof Error && err.name === 'HardnegError' && 'code' in err)
+}

@@ -1,0 +1,118 @@
+/**
+ * Builds the ONNX graph that scores one block of queries against one block of the
+ * pool, applies the false-negative rules as masks and keeps a top-K per query.
+ * Private to search/: the exact searcher is its only user.
+ */
+import onnxProto from 'onnx-proto'
+
+const { onnx } = onnxProto
+const FLOAT = onnx.TensorProto.DataType.FLOAT
+const INT64 = onnx.TensorProto.DataType.INT64
+const ATTR_INT = onnx.AttributeProto.AttributeType.INT
+const ATTR_FLOAT = onnx.AttributeProto.AttributeType.FLOAT
+
+/** Which optional rules the graph applies; each adds one matrix multiply. */
+export interface GraphRules {
+  posSim: boolean // mask candidates too similar to the query's positive (needs `pos` and `posSimMax`)
+  querySim: boolean // mask candidates whose owning query is too similar to the query (needs `owners` and `querySimMax`)
+}
+
+type Dim = string | number
+
+function tensorInfo(name: string, elemType: number, dims: Dim[]): onnxProto.onnx.IValueInfoProto {
+  return {
+    name,
+    type: {
+      tensorType: {
+        elemType,
+        shape: { dim: dims.map((d) => (typeof d === 'number' ? { dimValue: d } : { dimParam: d })) },
+      },
+    },
+  }
+}
+
+function node(
+  opType: string,
+  inputs: string[],
+  outputs: string[],
+  attrs: Record<string, { i: number } | { f: number }> = {},
+): onnxProto.onnx.INodeProto {
+  const attribute = Object.entries(attrs).map(([name, v]) =>
+    'i' in v ? { name, type: ATTR_INT, i: v.i } : { name, type: ATTR_FLOAT, f: v.f },
+  )
+  return { opType, input: inputs, output: outputs, attribute, name: outputs[0] ?? opType }
+}
+
+function int64Constant(name: string, dims: number[], values: number[]): onnxProto.onnx.INodeProto {
+  const t = { dataType: INT64, dims, int64Data: values }
+  return { opType: 'Constant', input: [], output: [name], name, attribute: [{ name: 'value', type: onnx.AttributeProto.AttributeType.TENSOR, t }] }
+}
+
+/**
+ * Inputs: `q` [b,d] queries, `p` [n,d] pool block, `cap` [b,1] the highest score a
+ * candidate may have, `k` [1] int64 candidates to keep, `excl` [b,E] int64 pool-block
+ * columns to report verdicts for (the query's own positive and query texts; -1 = none,
+ * clamped to column 0 and ignored by the caller), plus per rule: `pos` [b,d] and
+ * `pos_max` [1]; `owners` [n,d] and `query_max` [1].
+ * Outputs: `top_scores`/`top_index` [b,k] of candidates no rule removed (removed ones
+ * score -inf), `removed` [b] how many candidates the rules removed, `excl_scores` and
+ * `excl_removed` [b,E] the raw score and verdict of each `excl` column so the caller can
+ * leave them out of both the ranking and the count.
+ */
+export function buildScoreGraph(rules: GraphRules): Uint8Array {
+  const nodes: onnxProto.onnx.INodeProto[] = []
+  const inputs = [
+    tensorInfo('q', FLOAT, ['b', 'd']),
+    tensorInfo('p', FLOAT, ['n', 'd']),
+    tensorInfo('cap', FLOAT, ['b', 1]),
+    tensorInfo('k', INT64, [1]),
+    tensorInfo('excl', INT64, ['b', 'e']),
+  ]
+  nodes.push(node('Gemm', ['q', 'p'], ['s'], { transB: { i: 1 } }))
+  nodes.push(node('Greater', ['s', 'cap'], ['over_cap']))
+  let removed = 'over_cap'
+  if (rules.posSim) {
+    inputs.push(tensorInfo('pos', FLOAT, ['b', 'd']), tensorInfo('pos_max', FLOAT, [1]))
+    nodes.push(node('Gemm', ['pos', 'p'], ['s_pos'], { transB: { i: 1 } }))
+    nodes.push(node('Greater', ['s_pos', 'pos_max'], ['near_pos']))
+    nodes.push(node('Or', [removed, 'near_pos'], ['removed_pos']))
+    removed = 'removed_pos'
+  }
+  if (rules.querySim) {
+    inputs.push(tensorInfo('owners', FLOAT, ['n', 'd']), tensorInfo('query_max', FLOAT, [1]))
+    nodes.push(node('Gemm', ['q', 'owners'], ['s_owner'], { transB: { i: 1 } }))
+    nodes.push(node('Greater', ['s_owner', 'query_max'], ['near_query']))
+    nodes.push(node('Or', [removed, 'near_query'], ['removed_query']))
+    removed = 'removed_query'
+  }
+  nodes.push(node('Constant', [], ['minus_inf'], { value_float: { f: -Infinity } }))
+  nodes.push(node('Where', [removed, 'minus_inf', 's'], ['masked']))
+  nodes.push(node('TopK', ['masked', 'k'], ['top_scores', 'top_index'], { axis: { i: 1 }, largest: { i: 1 }, sorted: { i: 1 } }))
+  nodes.push(node('Cast', [removed], ['removed_f'], { to: { i: FLOAT } }))
+  nodes.push(int64Constant('axis1', [1], [1]))
+  nodes.push(node('ReduceSum', ['removed_f', 'axis1'], ['removed'], { keepdims: { i: 0 } }))
+  nodes.push(int64Constant('zero', [], [0]))
+  nodes.push(node('Max', ['excl', 'zero'], ['excl_safe']))
+  nodes.push(node('GatherElements', ['s', 'excl_safe'], ['excl_scores'], { axis: { i: 1 } }))
+  nodes.push(node('GatherElements', ['removed_f', 'excl_safe'], ['excl_removed'], { axis: { i: 1 } }))
+
+  const graph: onnxProto.onnx.IGraphProto = {
+    name: 'hardneg_score_block',
+    node: nodes,
+    input: inputs,
+    output: [
+      tensorInfo('top_scores', FLOAT, ['b', 'kk']),
+      tensorInfo('top_index', INT64, ['b', 'kk']),
+      tensorInfo('removed', FLOAT, ['b']),
+      tensorInfo('excl_scores', FLOAT, ['b', 'e']),
+      tensorInfo('excl_removed', FLOAT, ['b', 'e']),
+    ],
+  }
+  const model: onnxProto.onnx.IModelProto = {
+    irVersion: 8,
+    producerName: 'hardneg',
+    opsetImport: [{ domain: '', version: 17 }],
+    graph,
+  }
+  return onnx.ModelProto.encode(model).finish()
+}

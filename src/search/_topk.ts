@@ -1,0 +1,74 @@
+/**
+ * The query batch and result shapes shared by the searchers, and the running top-k
+ * merge. Private to search/.
+ */
+
+/** A block of queries to search, with what the rules need per query. */
+export interface QueryBatch {
+  rows: number // queries in this batch
+  dim: number // vector dimension
+  queries: Float32Array // rows x dim, L2-normalised
+  positives?: Float32Array // rows x dim, L2-normalised; needed by the positive-similarity rule
+  caps: Float32Array // per query: the highest score a candidate may have (the margin rule and absolute caps folded in)
+  exclude: Int32Array // rows x excludeWidth pool indices left out of ranking and counts (-1 = none)
+  excludeWidth: number // pool indices per query in `exclude`
+}
+
+/** Candidates for one query, best first; ties go to the lower pool index. */
+export interface SearchResult {
+  index: Int32Array // pool indices
+  score: Float32Array // similarity to the query, aligned with `index`
+  removed: number // pool candidates the rules removed (exact: over the whole pool; hnsw: over those fetched)
+}
+
+/**
+ * Merges one block's sorted candidates (`scores`/`indices` from `offset`, `count`
+ * entries, indices local to the block starting at pool row `base`) into `r`, keeping
+ * `keep`. -inf marks a removed candidate; `skip` holds local indices to leave out.
+ */
+export function mergeTopK(
+  r: SearchResult,
+  scores: Float32Array,
+  indices: BigInt64Array | Int32Array,
+  offset: number,
+  count: number,
+  base: number,
+  skip: readonly number[],
+  keep: number,
+): void {
+  const outIndex = new Int32Array(keep)
+  const outScore = new Float32Array(keep)
+  let n = 0
+  let a = 0
+  let b = 0
+  const aLen = r.index.length
+  while (n < keep) {
+    let bScore = -Infinity
+    let bIndex = -1
+    while (b < count) {
+      const s = scores[offset + b] as number
+      const local = Number(indices[offset + b])
+      if (s === -Infinity) { b = count; break }
+      if (skip.includes(local)) { b++; continue }
+      bScore = s
+      bIndex = base + local
+      break
+    }
+    const haveA = a < aLen
+    const haveB = bIndex >= 0
+    if (!haveA && !haveB) break
+    // Earlier blocks hold lower pool indices, so on a tie the running list wins.
+    if (haveA && (!haveB || (r.score[a] as number) >= bScore)) {
+      outIndex[n] = r.index[a] as number
+      outScore[n] = r.score[a] as number
+      a++
+    } else {
+      outIndex[n] = bIndex
+      outScore[n] = bScore
+      b++
+    }
+    n++
+  }
+  r.index = outIndex.subarray(0, n)
+  r.score = outScore.subarray(0, n)
+}

@@ -1,0 +1,49 @@
+/**
+ * Shapes shared by the pipeline stages: pairs in, embedding blocks, mined rows out.
+ */
+
+/** Scalar values a carried column may hold. */
+export type CellValue = string | number | boolean | bigint | null
+
+/** One training pair as read from the pairs file. */
+export interface PairRecord {
+  row: number // 0-based data row index; row i owns embedding row i
+  id: string // from --id-col, else the row index as a decimal string
+  query: string // query text ('' when the query has no text)
+  positive: string // positive text ('' when the positive has no text)
+  group: string // pool group (from --group-col or the preset); '' = one global group
+  carried: Record<string, CellValue> // extra columns copied to the output, by output name
+}
+
+/**
+ * A row-major block of float32 vectors, `rows` x `dim`, covering embedding rows
+ * `start` .. `start + rows - 1` of its file.
+ */
+export interface EmbeddingBlock {
+  start: number // index of the first row in the file
+  rows: number // rows in this block
+  dim: number // vector dimension
+  data: Float32Array // rows * dim values, row-major
+}
+
+/** A whole embedding matrix in memory, row-major float32. */
+export interface EmbeddingMatrix {
+  rows: number // number of vectors
+  dim: number // vector dimension
+  data: Float32Array // rows * dim values, row-major
+}
+
+/** One mined output row, as written to the shards. */
+export interface MinedRow {
+  id: string // pair id
+  query: string // query text
+  positive: string // positive text
+  group: string // pool group
+  posScore: number // sim(query, positive)
+  negatives: string[] // hard-negative texts, best first (may repeat under --pad repeat)
+  negIds: string[] // ids of the hard negatives (pair id of the first row carrying the text, or corpus id)
+  negScores: number[] // sim(query, negative), aligned with `negatives`
+  nValid: number // distinct negatives found before padding
+  nFalseNegatives: number // pool candidates removed by the false-negative rules
+  carried: Record<string, CellValue> // carried columns, by output name
+}
