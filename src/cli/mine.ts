@@ -69,6 +69,21 @@ export function mineCommand(io: CliIO, name = 'mine'): Command {
     .option('--pool-block-rows <n>', 'pool rows scored per block (exact)', intArg('--pool-block-rows', 1))
     .option('--json', 'print the summary as JSON on stdout', false)
     .option('--quiet', 'no progress output', false)
+  cmd.addHelpText(
+    'after',
+    `
+Examples:
+  $ ${name} --k 8 --threshold 0.1
+      mine the embedded SNLI sample into ./negatives
+  $ ${name} --pairs nli_for_simcse.csv --preset simcse \\
+      --query-embeddings sent0.npy --positive-embeddings sent1.npy --out shards/ --k 8 --threshold 0.1
+  $ ${name} --pairs train.jsonl --query-col question --positive-col answer --group-col source \\
+      --query-embeddings q.npy --positive-embeddings p.npy --pos-sim 0.95 --search hnsw
+
+Output: part-NNNNN.parquet shards (id, query, positive, group, pos_score, negatives,
+neg_ids, neg_scores, n_valid, n_false_negatives, carried columns) and manifest.json,
+written last. Exit codes: 0 done, 2 bad input or options, 1 internal error.`,
+  )
   cmd.action(async (flags: Record<string, unknown>) => {
     io.result = await runMine(flags, io)
   })

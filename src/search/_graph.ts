@@ -11,6 +11,12 @@ const INT64 = onnx.TensorProto.DataType.INT64
 const ATTR_INT = onnx.AttributeProto.AttributeType.INT
 const ATTR_FLOAT = onnx.AttributeProto.AttributeType.FLOAT
 
+/** Subtracted from a removed candidate's score before ranking. */
+export const REMOVED_PENALTY = 8
+
+/** A ranked score below this belongs to a removed candidate. */
+export const REMOVED_BELOW = -4
+
 /** Which optional rules the graph applies; each adds one matrix multiply. */
 export interface GraphRules {
   posSim: boolean // mask candidates too similar to the query's positive (needs `pos` and `posSimMax`)
@@ -55,7 +61,7 @@ function int64Constant(name: string, dims: number[], values: number[]): onnxProt
  * clamped to column 0 and ignored by the caller), plus per rule: `pos` [b,d] and
  * `pos_max` [1]; `owners` [n,d] and `query_max` [1].
  * Outputs: `top_scores`/`top_index` [b,k] of candidates no rule removed (removed ones
- * score -inf), `removed` [b] how many candidates the rules removed, `excl_scores` and
+ * score below REMOVED_BELOW), `removed` [b] how many candidates the rules removed, `excl_scores` and
  * `excl_removed` [b,E] the raw score and verdict of each `excl` column so the caller can
  * leave them out of both the ranking and the count.
  */
@@ -85,10 +91,13 @@ export function buildScoreGraph(rules: GraphRules): Uint8Array {
     nodes.push(node('Or', [removed, 'near_query'], ['removed_query']))
     removed = 'removed_query'
   }
-  nodes.push(node('Constant', [], ['minus_inf'], { value_float: { f: -Infinity } }))
-  nodes.push(node('Where', [removed, 'minus_inf', 's'], ['masked']))
-  nodes.push(node('TopK', ['masked', 'k'], ['top_scores', 'top_index'], { axis: { i: 1 }, largest: { i: 1 }, sorted: { i: 1 } }))
+  // Arithmetic masking (s - 8 * removed) vectorises in onnxruntime where Where does not;
+  // scores of unit vectors are >= -1, so anything below REMOVED_BELOW was removed.
   nodes.push(node('Cast', [removed], ['removed_f'], { to: { i: FLOAT } }))
+  nodes.push(node('Constant', [], ['penalty'], { value_float: { f: -REMOVED_PENALTY } }))
+  nodes.push(node('Mul', ['removed_f', 'penalty'], ['removed_penalty']))
+  nodes.push(node('Add', ['s', 'removed_penalty'], ['masked']))
+  nodes.push(node('TopK', ['masked', 'k'], ['top_scores', 'top_index'], { axis: { i: 1 }, largest: { i: 1 }, sorted: { i: 1 } }))
   nodes.push(int64Constant('axis1', [1], [1]))
   nodes.push(node('ReduceSum', ['removed_f', 'axis1'], ['removed'], { keepdims: { i: 0 } }))
   nodes.push(int64Constant('zero', [], [0]))

@@ -2,6 +2,7 @@
  * The query batch and result shapes shared by the searchers, and the running top-k
  * merge. Private to search/.
  */
+import { REMOVED_BELOW } from './_graph.js'
 
 /** A block of queries to search, with what the rules need per query. */
 export interface QueryBatch {
@@ -24,7 +25,7 @@ export interface SearchResult {
 /**
  * Merges one block's sorted candidates (`scores`/`indices` from `offset`, `count`
  * entries, indices local to the block starting at pool row `base`) into `r`, keeping
- * `keep`. -inf marks a removed candidate; `skip` holds local indices to leave out.
+ * `keep`. A score below REMOVED_BELOW marks a removed candidate; `skip` holds local indices to leave out.
  */
 export function mergeTopK(
   r: SearchResult,
@@ -48,7 +49,10 @@ export function mergeTopK(
     while (b < count) {
       const s = scores[offset + b] as number
       const local = Number(indices[offset + b])
-      if (s === -Infinity) { b = count; break }
+      if (s < REMOVED_BELOW) {
+        b = count
+        break
+      }
       if (skip.includes(local)) { b++; continue }
       bScore = s
       bIndex = base + local

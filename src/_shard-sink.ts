@@ -1,0 +1,72 @@
+/**
+ * The byte sink under one shard: a hyparquet-writer `Writer` that streams to a temporary
+ * file, hashes every byte on the way, and renames the file only when it is complete.
+ * Private to `shards.ts`.
+ */
+
+import { createHash } from 'node:crypto'
+import { open, rename, rm } from 'node:fs/promises'
+import type { FileHandle } from 'node:fs/promises'
+import { ByteWriter } from 'hyparquet-writer'
+
+/** What a committed shard file is. */
+export interface SinkResult {
+  bytes: number // file size in bytes
+  sha256: string // hex SHA-256 of the file bytes
+}
+
+/**
+ * A `Writer` for hyparquet-writer's `ParquetWriter`. The writer calls `flush` after each
+ * row group, so at most one encoded row group sits in memory.
+ */
+export class ShardSink extends ByteWriter {
+  private readonly handle: FileHandle
+  private readonly tmpPath: string
+  private readonly hash = createHash('sha256')
+  private closed = false
+
+  private constructor(handle: FileHandle, tmpPath: string) {
+    super(1 << 20)
+    this.handle = handle
+    this.tmpPath = tmpPath
+  }
+
+  /** Create (or truncate) `tmpPath` and return a sink writing into it. */
+  static async create(tmpPath: string): Promise<ShardSink> {
+    return new ShardSink(await open(tmpPath, 'w'), tmpPath)
+  }
+
+  /** Write the buffered bytes to the file and empty the buffer. */
+  async flush(): Promise<void> {
+    if (this.index === 0) return
+    const bytes = new Uint8Array(this.buffer, 0, this.index)
+    this.hash.update(bytes)
+    // The write must finish before the buffer is reused: ParquetWriter awaits this promise.
+    await this.handle.write(bytes)
+    this.index = 0
+  }
+
+  /** Called by `ParquetWriter.finish` after the footer: write what is left. */
+  override async finish(): Promise<void> {
+    await this.flush()
+  }
+
+  /** Close the file and rename it to `finalPath`; call after `ParquetWriter.finish`. */
+  async commit(finalPath: string): Promise<SinkResult> {
+    await this.flush()
+    await this.handle.sync()
+    this.closed = true
+    await this.handle.close()
+    await rename(this.tmpPath, finalPath)
+    return { bytes: this.offset, sha256: this.hash.digest('hex') }
+  }
+
+  /** Close and delete the temporary file; never throws, so the caller's error survives. */
+  async abort(): Promise<void> {
+    if (!this.closed) {
+      this.closed = true
+      await this.handle.close().catch(() => undefined)
+    }
+    await rm(this.tmpPath, { force: true }).catch(() => undefined)
+  }
+}

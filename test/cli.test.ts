@@ -1,0 +1,114 @@
+import { readFile } from 'node:fs/promises'
+import path from 'node:path'
+import { DuckDBInstance } from '@duckdb/node-api'
+import { describe, expect, it } from 'vitest'
+import { runHardneg, runMineNegatives, type CliIO } from '../src/cli/main.js'
+import { readShards } from '../src/index.js'
+import { tempDir } from './_helpers.js'
+
+function captureIO(): CliIO & { out: string[]; err: string[] } {
+  const out: string[] = []
+  const err: string[] = []
+  return { out, err, stdout: (t) => void out.push(t), stderr: (t) => void err.push(t), stderrIsTTY: false }
+}
+
+const SNLI = path.resolve(import.meta.dirname, '..', 'fixtures', 'snli')
+
+async function query(sql: string): Promise<Record<string, unknown>[]> {
+  const instance = await DuckDBInstance.create(':memory:')
+  const connection = await instance.connect()
+  try {
+    return (await connection.runAndReadAll(sql)).getRowObjectsJS()
+  } finally {
+    connection.closeSync()
+    instance.closeSync()
+  }
+}
+
+describe('mine-negatives CLI', () => {
+  it('mines the embedded SNLI sample with --k 8 --threshold 0.1; DuckDB reads the shards as-is', async () => {
+    const dir = await tempDir()
+    const out = path.join(dir, 'negatives')
+    const io = captureIO()
+    const code = await runMineNegatives(['--k', '8', '--threshold', '0.1', '--out', out], io)
+    expect(io.err.join('')).toContain('mining the embedded SNLI sample')
+    expect(code).toBe(0)
+    const summary = io.out.join('')
+    expect(summary).toMatch(/^hardneg: 2,921 pairs -> 2,921 rows in 1 shard under .*negatives\/ \(exact search, [\d.]+ s\)\n/)
+    expect(summary).toMatch(/queries with at least one \(FalseNeg%\): [\d,]+ = [\d.]+%/)
+
+    const manifest = JSON.parse(await readFile(path.join(out, 'manifest.json'), 'utf8'))
+    expect(manifest.rows).toEqual({ in: 2921, out: 2921 })
+    expect(manifest.options).toMatchObject({ k: 8, threshold: 0.1, preset: 'simcse' })
+
+    const types = Object.fromEntries(
+      (await query(`DESCRIBE SELECT * FROM read_parquet('${out}/*.parquet')`)).map((r) => [r.column_name, r.column_type]),
+    )
+    expect(types).toEqual({
+      id: 'VARCHAR',
+      query: 'VARCHAR',
+      positive: 'VARCHAR',
+      group: 'VARCHAR',
+      pos_score: 'FLOAT',
+      negatives: 'VARCHAR[]',
+      neg_ids: 'VARCHAR[]',
+      neg_scores: 'FLOAT[]',
+      n_valid: 'INTEGER',
+      n_false_negatives: 'INTEGER',
+      orig_hard_neg: 'VARCHAR',
+    })
+    const [stats] = await query(
+      `SELECT count(*)::INT AS n, min(len(negatives))::INT AS kmin, max(len(negatives))::INT AS kmax,
+              sum(CASE WHEN list_contains(negatives, positive) THEN 1 ELSE 0 END)::INT AS self,
+              sum(CASE WHEN n_false_negatives > 0 THEN 1 ELSE 0 END)::INT AS with_fn,
+              max(list_max(neg_scores) - pos_score)::DOUBLE AS worst
+       FROM read_parquet('${out}/*.parquet')`,
+    )
+    expect(stats).toMatchObject({ n: 2921, kmin: 8, kmax: 8, self: 0, with_fn: manifest.counts.queriesWithFalseNegatives })
+    expect(stats!.worst as number).toBeLessThanOrEqual(0.1 + 1e-6)
+
+    // First row: the CSV's first triplet, its own hard_neg carried along.
+    const first = (await readShards(out)[Symbol.asyncIterator]().next()).value!
+    expect(first.query).toBe('This church choir sings to the masses as they sing joyous songs from the book at a church.')
+    expect(first.positive).toBe('The church is filled with song.')
+    expect(first.carried.orig_hard_neg).toBe('A choir singing at a baseball game.')
+  })
+
+  it('hardneg mine is the same command', async () => {
+    const dir = await tempDir()
+    const io = captureIO()
+    const args = ['--pairs', path.join(SNLI, 'snli-test-triplets.csv'), '--preset', 'simcse']
+    args.push('--query-embeddings', path.join(SNLI, 'snli-test-sent0.use512.f16.npy'))
+    args.push('--positive-embeddings', path.join(SNLI, 'snli-test-sent1.use512.f16.npy'))
+    expect(await runHardneg(['mine', ...args, '--out', path.join(dir, 'a'), '--json', '--quiet', '--k', '4'], io)).toBe(0)
+    const summary = JSON.parse(io.out.join(''))
+    expect(summary).toMatchObject({ rowsIn: 2921, rowsOut: 2921, padded: 0, dropped: 0 })
+    expect(io.err).toEqual([])
+  })
+
+  it.each([
+    [['--k', '0'], "hardneg: error E_BAD_OPTION: --k: '0', expected an integer >= 1\n"],
+    [['--k', 'eight'], "hardneg: error E_BAD_OPTION: --k: 'eight', expected an integer >= 1\n"],
+    [['--threshold', 'abc'], "hardneg: error E_BAD_OPTION: --threshold: 'abc', expected a number from -2 to 2\n"],
+    [['--pad', 'zero'], "hardneg: error E_BAD_OPTION: --pad: 'zero', expected one of repeat, none, drop\n"],
+    [['--range', '10'], "hardneg: error E_BAD_OPTION: --range: '10', expected MIN:MAX with integers 0 <= MIN < MAX\n"],
+    [['--pairs', 'x.csv'], 'hardneg: error E_BAD_OPTION: --query-embeddings missing, expected a .npy file with one row per pair of x.csv\n'],
+  ])('exits 2 with one line for %j', async (args, message) => {
+    const io = captureIO()
+    expect(await runMineNegatives([...args, '--quiet'], io)).toBe(2)
+    expect(io.err.join('')).toBe(message)
+  })
+
+  it('exits 2 on an unknown flag', async () => {
+    const io = captureIO()
+    expect(await runMineNegatives(['--kk', '3'], io)).toBe(2)
+    expect(io.err.join('')).toContain("error: unknown option '--kk'")
+  })
+
+  it('prints help', async () => {
+    const io = captureIO()
+    expect(await runHardneg(['mine', '--help'], io)).toBe(0)
+    expect(io.out.join('')).toContain('--threshold <beta>')
+    expect(io.out.join('')).toContain('Examples:')
+  })
+})
