@@ -56,6 +56,19 @@ describe('exact search', () => {
     }
   })
 
+  it('equals brute force when some queries have far more false negatives than the fast list holds', async () => {
+    // Ceilings from -0.2 (almost everything removed) to 0.9 (almost nothing): both the
+    // fast top-k path and its masked fallback run, in the same blocks.
+    const mixed = { ...batch, caps: Float32Array.from({ length: batch.rows }, (_, i) => -0.2 + (1.1 * i) / batch.rows) }
+    const searcher = await createExactSearcher({ pool, keep: 8, poolBlockRows: 1024 })
+    const got = await searcher.search(mixed)
+    await searcher.close()
+    const want = bruteForce(mixed, pool, 8)
+    expect(got.map((r) => r.removed)).toEqual(want.map((r) => r.removed))
+    expect(got.map((r) => Array.from(r.index))).toEqual(want.map((r) => Array.from(r.index)))
+    expect(Math.max(...got.map((r) => r.removed))).toBeGreaterThan(1000)
+  })
+
   it('never returns an excluded candidate or one above the ceiling', async () => {
     const searcher = await createExactSearcher({ pool, keep: 25 })
     const got = await searcher.search(batch)
