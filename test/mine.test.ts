@@ -87,6 +87,65 @@ describe('mineNegatives on hand-checkable 2-D cases', () => {
   })
 })
 
+describe('external corpus and random sampling', () => {
+  it('adds corpus candidates after the pairs, with their ids, and folds texts already in the pool', async () => {
+    const dir = await tempDir()
+    const data = await circleDataset(dir)
+    const corpus = path.join(dir, 'corpus.jsonl')
+    // c-near at 5 deg is a false negative for q0; c-far at 170 deg is a negative; "p3"
+    // repeats a pair's positive and keeps the pair's vector (100 deg), not its own.
+    await writeFile(corpus, ['{"id":"c1","text":"c-near"}', '{"id":"c2","text":"c-far"}', '{"id":"c3","text":"p3"}'].join('\n') + '\n')
+    await writeNpy(path.join(dir, 'c.npy'), [at(5), at(170), at(300)])
+    const { summary } = await mineNegatives({ ...data, corpus, corpusEmbeddings: path.join(dir, 'c.npy'), out: path.join(dir, 'out'), k: 4, search: 'exact' })
+    const r0 = (await rowsOf(path.join(dir, 'out')))[0]!
+    // Removed: c-near (0.996), p1 (0.94), p2 (0.71). Ranked: p3 (-0.17), p4 (-0.5), p5 (-0.94), c-far (-0.985).
+    expect(r0.nFalseNegatives).toBe(3)
+    expect(r0.negatives).toEqual(['p3', 'p4', 'p5', 'c-far'])
+    expect(r0.negIds).toEqual(['3', '4', '5', 'c2'])
+    expect(r0.negScores[0]).toBeCloseTo(cosDeg(0, 100), 6)
+    expect(summary.rowsIn).toBe(6)
+  })
+
+  it('rejects a corpus whose embeddings do not match it', async () => {
+    const dir = await tempDir()
+    const data = await circleDataset(dir)
+    const corpus = path.join(dir, 'corpus.csv')
+    await writeCsv(corpus, ['id', 'text'], [['c1', 'x'], ['c2', 'y']])
+    await writeNpy(path.join(dir, 'c.npy'), [at(5)])
+    await expect(mineNegatives({ ...data, corpus, corpusEmbeddings: path.join(dir, 'c.npy'), out: path.join(dir, 'out') })).rejects.toThrow(
+      `${path.join(dir, 'c.npy')}: 1 embedding rows, expected 2 (one per row of ${corpus})`,
+    )
+  })
+
+  it('samples k negatives from the rank window, reproducibly for a seed', async () => {
+    const dir = await tempDir()
+    const n = 400
+    const q = randomUnit(n, 16, 5)
+    const p = randomUnit(n, 16, 6)
+    await writeCsv(path.join(dir, 'pairs.csv'), ['query', 'positive'], Array.from({ length: n }, (_, i) => [`q${i}`, `p${i}`]))
+    await writeNpy(path.join(dir, 'q.npy'), q)
+    await writeNpy(path.join(dir, 'p.npy'), p)
+    // threshold 2 removes nothing, so every row has all 399 candidates to rank.
+    const base = { pairs: path.join(dir, 'pairs.csv'), queryEmbeddings: path.join(dir, 'q.npy'), positiveEmbeddings: path.join(dir, 'p.npy'), search: 'exact' as const, threshold: 2 }
+    await mineNegatives({ ...base, out: path.join(dir, 'top'), k: 40 })
+    const random = { ...base, k: 4, sampling: 'random' as const, range: [5, 20] as [number, number], seed: 7 }
+    const a = await mineNegatives({ ...random, out: path.join(dir, 'a') })
+    const b = await mineNegatives({ ...random, out: path.join(dir, 'b') })
+    const c = await mineNegatives({ ...random, seed: 8, out: path.join(dir, 'c') })
+    expect(b.manifest.shards[0]!.sha256).toBe(a.manifest.shards[0]!.sha256)
+    expect(c.manifest.shards[0]!.sha256).not.toBe(a.manifest.shards[0]!.sha256)
+    const top = await rowsOf(path.join(dir, 'top'))
+    const rows = await rowsOf(path.join(dir, 'a'))
+    for (const [i, r] of rows.entries()) {
+      const ranked = top[i]!.negatives
+      const ranks = r.negatives.map((t) => ranked.indexOf(t))
+      for (const rank of ranks) expect(rank >= 5 && rank < 20).toBe(true)
+      expect([...ranks].sort((x, y) => x - y)).toEqual(ranks)
+      expect(new Set(ranks).size).toBe(4)
+    }
+  })
+})
+
 describe('mineNegatives on generated data', () => {
   async function generated(dir: string, n: number, dim: number, dupEvery = 7) {
     const q = randomUnit(n, dim, 1, 12)

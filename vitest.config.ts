@@ -1,0 +1,10 @@
+import { defineConfig } from 'vitest/config'
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    // CI machines have 2 cores shared with the onnxruntime threads; end-to-end cases mine real data.
+    testTimeout: 120_000,
+    hookTimeout: 60_000,
+  },
+})
