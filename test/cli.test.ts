@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { DuckDBInstance } from '@duckdb/node-api'
@@ -24,6 +25,16 @@ async function query(sql: string): Promise<Record<string, unknown>[]> {
     instance.closeSync()
   }
 }
+
+/** Python with pyarrow and Hugging Face datasets, where .ci/run could install them. */
+const hasDatasets = (() => {
+  try {
+    execFileSync('python3', ['-c', 'import pyarrow, datasets'], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+})()
 
 describe('mine-negatives CLI', () => {
   it('mines the embedded SNLI sample with --k 8 --threshold 0.1; DuckDB reads the shards as-is', async () => {
@@ -72,6 +83,32 @@ describe('mine-negatives CLI', () => {
     expect(first.query).toBe('This church choir sings to the masses as they sing joyous songs from the book at a church.')
     expect(first.positive).toBe('The church is filled with song.')
     expect(first.carried.orig_hard_neg).toBe('A choir singing at a baseball game.')
+  })
+
+  it.skipIf(!hasDatasets)('writes shards that Hugging Face datasets and pyarrow load as-is', async () => {
+    const dir = await tempDir()
+    const out = path.join(dir, 'negatives')
+    expect(await runMineNegatives(['--out', out, '--quiet', '--shard-rows', '1000'], captureIO())).toBe(0)
+    const script = [
+      'import json, sys, pyarrow.dataset as ds',
+      'from datasets import load_dataset',
+      "d = load_dataset('parquet', data_files=sys.argv[1] + '/*.parquet', split='train', cache_dir=sys.argv[2])",
+      "t = ds.dataset(sys.argv[1], format='parquet', exclude_invalid_files=True).to_table()",
+      "d2 = load_dataset(sys.argv[1], split='train', cache_dir=sys.argv[2] + '2')",
+      "print(json.dumps({'rows': d.num_rows, 'features': str(d.features['negatives']), 'first': d[0]['negatives'][:2],",
+      "  'arrow_rows': t.num_rows, 'arrow_type': str(t.schema.field('neg_scores').type), 'dir_rows': d2.num_rows}))",
+    ].join('\n')
+    const env = { ...process.env, HF_DATASETS_OFFLINE: '1', HF_HUB_OFFLINE: '1' }
+    const got = JSON.parse(execFileSync('python3', ['-c', script, out, path.join(dir, 'hf-cache')], { encoding: 'utf8', env }))
+    const first = (await readShards(out)[Symbol.asyncIterator]().next()).value!
+    expect(got).toEqual({
+      rows: 2921,
+      features: "List(Value('string'))",
+      first: first.negatives.slice(0, 2),
+      arrow_rows: 2921,
+      arrow_type: 'list<element: float not null>',
+      dir_rows: 2921,
+    })
   })
 
   it('hardneg mine is the same command', async () => {

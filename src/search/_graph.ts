@@ -126,19 +126,3 @@ export function buildScoreGraph(rules: GraphRules): Uint8Array {
   return onnx.ModelProto.encode(model).finish()
 }
 
-/**
- * The fast path's graph: scores and a top-K only. Inputs `q` [b,d], `p` [n,d], `k` [1];
- * outputs `top_scores`/`top_index` [b,k]. The caller applies the ceiling to the list.
- */
-export function buildTopKGraph(): Uint8Array {
-  const graph: onnxProto.onnx.IGraphProto = {
-    name: 'hardneg_topk_block',
-    node: [
-      node('Gemm', ['q', 'p'], ['s'], { transB: { i: 1 } }),
-      node('TopK', ['s', 'k'], ['top_scores', 'top_index'], { axis: { i: 1 }, largest: { i: 1 }, sorted: { i: 1 } }),
-    ],
-    input: [tensorInfo('q', FLOAT, ['b', 'd']), tensorInfo('p', FLOAT, ['n', 'd']), tensorInfo('k', INT64, [1])],
-    output: [tensorInfo('top_scores', FLOAT, ['b', 'kk']), tensorInfo('top_index', INT64, ['b', 'kk'])],
-  }
-  return onnx.ModelProto.encode({ irVersion: 8, producerName: 'hardneg', opsetImport: [{ domain: '', version: 17 }], graph }).finish()
-}
