@@ -57,7 +57,7 @@ export interface MineOptions {
 /** Progress of a long phase. */
 export interface ProgressEvent {
   phase: 'read' | 'hash' | 'load' | 'index' | 'search' | 'write' // what is running
-  done: number // units done (rows, or bytes for 'hash')
+  done: number // units done: rows (read, search, write), input files (hash), groups (load)
   total: number // units in all
   group?: string // the group being mined
 }
@@ -156,7 +156,11 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
       ['corpus', options.corpus],
       ['corpus-embeddings', options.corpusEmbeddings],
     ]
-    for (const [role, file] of files) if (file !== undefined) inputs.push(await describeInput(role, file))
+    const present = files.filter((f): f is [string, string] => f[1] !== undefined)
+    for (const [role, file] of present) {
+      inputs.push(await describeInput(role, file))
+      options.onProgress?.({ phase: 'hash', done: inputs.length, total: present.length })
+    }
     t = lap('hash', t)
 
     const stats = new MiningStats()
@@ -165,6 +169,7 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
     const carriedColumns = carriedColumnsOf(pairs)
     const hnsw: HnswParams = { m: options.m ?? 16, ef: options.ef ?? 128, efConstruction: options.efConstruction ?? 200 }
     let searched = 0
+    let loadedGroups = 0
 
     async function* allRows(): AsyncGenerator<MinedRow> {
       for (const [group, members] of groups) {
@@ -176,6 +181,8 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
         const poolVectors = await loadPoolVectors(pool.entries, options.positiveEmbeddings, options.corpusEmbeddings, qHeader.dim)
         const owners = rules.querySim !== undefined ? await loadOwners(pool.entries, options.queryEmbeddings, qHeader.dim) : undefined
         tg = lap('load', tg)
+        loadedGroups++
+        options.onProgress?.({ phase: 'load', done: loadedGroups, total: groups.size, group })
         const flop = 2 * members.length * pool.entries.length * qHeader.dim
         const chosen: SearchMethod = method === 'auto' ? (flop <= AUTO_EXACT_MAX_FLOP ? 'exact' : 'hnsw') : method
         methods.add(chosen)

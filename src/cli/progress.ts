@@ -14,8 +14,8 @@ export interface ProgressOptions {
 
 const UNITS: Record<ProgressEvent['phase'], string> = {
   read: 'rows',
-  hash: 'bytes',
-  load: 'rows',
+  hash: 'files',
+  load: 'groups',
   index: 'vectors',
   search: 'rows',
   write: 'rows',
