@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto'
 import { open, rename, rm } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import { ByteWriter } from 'hyparquet-writer'
+import { HardnegError } from './errors.js'
 
 /** What a committed shard file is. */
 export interface SinkResult {
@@ -42,7 +43,11 @@ export class ShardSink extends ByteWriter {
     const bytes = new Uint8Array(this.buffer, 0, this.index)
     this.hash.update(bytes)
     // The write must finish before the buffer is reused: ParquetWriter awaits this promise.
-    await this.handle.write(bytes)
+    await this.io('write', async () => {
+      for (let done = 0; done < bytes.length;) {
+        done += (await this.handle.write(bytes, done, bytes.length - done)).bytesWritten
+      }
+    })
     this.index = 0
   }
 
@@ -54,11 +59,24 @@ export class ShardSink extends ByteWriter {
   /** Close the file and rename it to `finalPath`; call after `ParquetWriter.finish`. */
   async commit(finalPath: string): Promise<SinkResult> {
     await this.flush()
-    await this.handle.sync()
-    this.closed = true
-    await this.handle.close()
-    await rename(this.tmpPath, finalPath)
+    await this.io('write', async () => {
+      // On disk before it has its final name, so a crash cannot leave a complete-looking empty file.
+      await this.handle.sync()
+      this.closed = true
+      await this.handle.close()
+    })
+    await this.io(`rename to ${finalPath}`, () => rename(this.tmpPath, finalPath))
     return { bytes: this.offset, sha256: this.hash.digest('hex') }
+  }
+
+  /** Run a file operation, turning an I/O failure (ENOSPC, EACCES, ...) into E_OUTPUT. */
+  private async io(what: string, operation: () => Promise<void>): Promise<void> {
+    try {
+      await operation()
+    } catch (err) {
+      const code = err instanceof Error && 'code' in err ? String(err.code) : String(err)
+      throw new HardnegError('E_OUTPUT', `cannot ${what} (${code})`, { file: this.tmpPath })
+    }
   }
 
   /** Close and delete the temporary file; never throws, so the caller's error survives. */

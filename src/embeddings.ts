@@ -30,6 +30,7 @@ export interface LoadEmbeddingsOptions {
   normalize?: boolean // L2-normalise every row; false yields the stored values (default true)
   start?: number // 0-based index of the first row to read (default 0)
   end?: number // 0-based index one past the last row to read (default: the file's row count)
+  onBadVector?: (bad: BadVector) => void // called for a NaN/Inf row (or, when normalising, an all-zero row) instead of throwing E_BAD_VECTOR; the row is yielded as stored (default: throw)
 }
 
 /** Options of {@link loadEmbeddingMatrix}. */
@@ -37,6 +38,18 @@ export interface LoadEmbeddingMatrixOptions {
   file: string // path of a 2-D float32/float16 .npy file
   normalize?: boolean // L2-normalise every row; false returns the stored values (default true)
   rows?: Int32Array | number[] // 0-based rows to gather, in this order, repeats allowed (default: all rows)
+  onBadVector?: (bad: BadVector) => void // as in {@link LoadEmbeddingsOptions}: report a NaN/Inf/zero row instead of throwing (default: throw)
+}
+
+/**
+ * A row that cannot be normalised, as `onBadVector` reports it: the first non-finite
+ * value, or an all-zero row (reported only when normalising).
+ */
+export interface BadVector {
+  file: string // path as the user gave it
+  row: number // 0-based row in the file
+  problem: 'NaN' | 'Inf' | '-Inf' | 'zero' // what the row holds
+  column: number // 0-based column of the first non-finite value; -1 for a zero row
 }
 
 /** The shape a caller expects of an embedding file; see {@link checkEmbeddingShape}. */
@@ -96,6 +109,8 @@ export async function readNpyHeader(file: string): Promise<NpyHeader> {
  * `norm = Math.sqrt(x[0]*x[0] + x[1]*x[1] + ...)`, summed left to right in float64 over
  * the float32 values (float16 values are widened to float32 exactly). A row holding NaN
  * or ±Inf is always an `E_BAD_VECTOR` error; an all-zero row is one only when normalising.
+ * With `onBadVector`, such a row is reported to it instead and yielded as stored, so a
+ * checker can list every bad row in one pass.
  *
  * Option errors (`E_BAD_OPTION`) for `blockRows`, `start` and `end` that do not depend
  * on the file are thrown here; the rest surface on iteration.
@@ -122,12 +137,13 @@ export function loadEmbeddings(options: LoadEmbeddingsOptions): EmbeddingSource 
   return {
     file,
     replayable: true,
-    [Symbol.asyncIterator]: () => streamBlocks(file, blockRows, normalize, start, end),
+    [Symbol.asyncIterator]: () => streamBlocks(file, blockRows, normalize, start, end, options.onBadVector),
   }
 }
 
 async function* streamBlocks(
   file: string, blockRows: number, normalize: boolean, start: number, end: number | undefined,
+  onBadVector: ((bad: BadVector) => void) | undefined,
 ): AsyncGenerator<EmbeddingBlock> {
   const fh = await openNpy(file)
   try {
@@ -138,7 +154,7 @@ async function* streamBlocks(
         `start ${start} and end ${stop} out of range, expected 0 <= start <= end <= ${h.rows} (the file's row count)`,
         { file })
     }
-    const reader = new RowReader(fh, h, normalize)
+    const reader = new RowReader(fh, h, normalize, onBadVector)
     const plan = function* (): Generator<Chunk> {
       for (let first = start; first < stop; first += blockRows) {
         const rows = Math.min(blockRows, stop - first)
@@ -174,7 +190,7 @@ export async function loadEmbeddingMatrix(options: LoadEmbeddingMatrixOptions): 
   const fh = await openNpy(file)
   try {
     const h = await readHeaderFrom(fh, file)
-    const reader = new RowReader(fh, h, options.normalize ?? true)
+    const reader = new RowReader(fh, h, options.normalize ?? true, options.onBadVector)
     if (selection === undefined) {
       const data = new Float32Array(h.rows * h.dim)
       await drain(reader.decode(reader.split(0, h.rows, data)))
@@ -340,6 +356,7 @@ class RowReader {
     private readonly fh: FileHandle,
     private readonly h: NpyHeader,
     private readonly normalize: boolean,
+    private readonly onBadVector?: (bad: BadVector) => void,
   ) {
     this.rowBytes = h.dim * (h.dtype === 'float32' ? 4 : 2)
     this.chunkRows = Math.max(1, Math.floor(CHUNK_BYTES / this.rowBytes))
@@ -468,7 +485,8 @@ class RowReader {
 
   /**
    * Given `sum`, the float64 sum of squares of `data[at ..]`, rejects a non-finite row and,
-   * when normalising, a zero row; then scales the row to unit length.
+   * when normalising, a zero row (or hands it to `onBadVector` and leaves it as stored);
+   * then scales the row to unit length.
    */
   private finishRow(sum: number, data: Float32Array, at: number, row: number): void {
     const dim = this.h.dim
@@ -478,11 +496,13 @@ class RowReader {
       while (Number.isFinite(data[i]!)) i++
       const x = data[i]!
       const what = Number.isNaN(x) ? 'NaN' : x > 0 ? 'Inf' : '-Inf'
+      if (this.onBadVector !== undefined) return this.onBadVector({ file: this.h.file, row, problem: what, column: i - at })
       throw new HardnegError('E_BAD_VECTOR',
         `embedding row ${row} (0-based) contains ${what} at column ${i - at}; expected finite values`, place)
     }
     if (!this.normalize) return
     if (sum === 0) {
+      if (this.onBadVector !== undefined) return this.onBadVector({ file: this.h.file, row, problem: 'zero', column: -1 })
       throw new HardnegError('E_BAD_VECTOR', `embedding row ${row} (0-based) is all zeros; expected a non-zero vector`, place)
     }
     const norm = Math.sqrt(sum)

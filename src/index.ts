@@ -10,7 +10,7 @@ export type { ReadPairsOptions, PairsFormat, PresetName, PairPreset, PresetCarry
 export { readCorpus } from './corpus.js'
 export type { ReadCorpusOptions } from './corpus.js'
 export { readNpyHeader, loadEmbeddings, loadEmbeddingMatrix, checkEmbeddingShape } from './embeddings.js'
-export type { NpyHeader, LoadEmbeddingsOptions, LoadEmbeddingMatrixOptions, ExpectedShape, EmbeddingSource } from './embeddings.js'
+export type { NpyHeader, LoadEmbeddingsOptions, LoadEmbeddingMatrixOptions, ExpectedShape, EmbeddingSource, BadVector } from './embeddings.js'
 export { buildPool, writeExclusions, EXCLUDE_WIDTH } from './pool.js'
 export type { CandidatePool, CorpusRecord, PoolEntry } from './pool.js'
 export { createExactSearcher } from './search/exact.js'
@@ -32,3 +32,8 @@ export { readManifest, hashFile, MANIFEST_FILE } from './manifest.js'
 export type { Manifest, ManifestInput, ManifestShard } from './manifest.js'
 export { mineNegatives, toolVersion, AUTO_EXACT_MAX_FLOP } from './mine.js'
 export type { MineOptions, MineResult, ProgressEvent } from './mine.js'
+export { validateDataset, validateShards, formatReport, mergeReports, reportFails, countBySeverity, CHECKS } from './validate.js'
+export type {
+  ValidateDatasetOptions, ValidateShardsOptions, ValidateCommonOptions, ValidationReport, Finding, FindingCode, Severity,
+  CheckGroup, CheckResult, CheckSpec, FormatReportOptions, ReportFormat,
+} from './validate.js'

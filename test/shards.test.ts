@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto'
 import { execFileSync } from 'node:child_process'
-import { readdir, readFile, stat, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { DuckDBInstance } from '@duckdb/node-api'
 import { asyncBufferFromFile, parquetMetadataAsync } from 'hyparquet'
@@ -315,6 +315,12 @@ describe('writeShards', () => {
       'writeShards: column "query" appears twice, expected unique names (mined, carried and extra columns share one namespace)'],
     ['a carried column of type date', { carriedColumns: [{ name: 'day', type: 'date' as 'string' }] },
       'carriedColumns: column "day" has type "date", expected string, float64, int64 or boolean'],
+    ['missing carriedColumns', { carriedColumns: undefined as unknown as CarriedColumn[] },
+      'carriedColumns undefined, expected an array ([] for none)'],
+    ['an extra column of type image', { extraColumns: [{ name: 'img', type: 'image' as 'string', get: () => null }] },
+      'extraColumns: column "img" has type "image", expected one of string, float64, int64, boolean, float32, int32, list<string>, list<float32>'],
+    ['an empty column name', { carriedColumns: [{ name: '', type: 'string' }] },
+      'writeShards: a column name is empty, expected a non-empty name'],
   ])('rejects %s with E_BAD_OPTION', async (_name, override, message) => {
     const dir = await tempDir()
     const err = await errorOf(writeShards(iterate(makeRows(3)), { dir, carriedColumns: [], ...override }))
@@ -331,6 +337,27 @@ describe('writeShards', () => {
 
     expect(err.code).toBe('E_OUTPUT')
     expect(err.message).toBe(`${path.join(blocker, 'out')}: cannot create the output directory (ENOTDIR)`)
+  })
+})
+
+describe('writeShards output failures', () => {
+  it('reports a temporary file it cannot create with E_OUTPUT', async () => {
+    const dir = await tempDir()
+    await mkdir(path.join(dir, '.part-00000.parquet.tmp'))
+    const err = await errorOf(writeShards(iterate(makeRows(3)), { dir, carriedColumns: [] }))
+
+    expect(err.code).toBe('E_OUTPUT')
+    expect(err.message).toBe(`${path.join(dir, '.part-00000.parquet.tmp')}: cannot create the temporary shard file (EISDIR)`)
+  })
+
+  it('reports a failed rename with E_OUTPUT and removes the temporary file', async () => {
+    const dir = await tempDir()
+    await mkdir(path.join(dir, 'part-00001.parquet', 'occupied'), { recursive: true })
+    const err = await errorOf(writeShards(iterate(makeRows(15)), { dir, shardRows: 10, carriedColumns: [] }))
+
+    expect(err.code).toBe('E_OUTPUT')
+    expect(err.message).toBe(`${path.join(dir, '.part-00001.parquet.tmp')}: cannot rename to ${path.join(dir, 'part-00001.parquet')} (EISDIR)`)
+    expect((await readdir(dir)).sort()).toEqual(['part-00000.parquet', 'part-00001.parquet'])
   })
 })
 

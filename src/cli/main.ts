@@ -5,6 +5,7 @@
 import { Command, CommanderError } from 'commander'
 import { isHardnegError, toolVersion, type MineResult } from '../index.js'
 import { mineCommand } from './mine.js'
+import { validateCommand } from './validate.js'
 
 /** Where the CLI writes, and what it returns to a test. */
 export interface CliIO {
@@ -12,6 +13,7 @@ export interface CliIO {
   stderr: (text: string) => void // progress and errors
   stderrIsTTY: boolean // draw a progress bar instead of plain lines
   result?: MineResult // set by `mine` when it finishes
+  exitCode?: number // set by a command that finishes with another status than 0 (validate: 1 when a finding reaches --fail-on)
 }
 
 /** The process's own streams. */
@@ -29,7 +31,8 @@ function configure(cmd: Command, io: CliIO): Command {
 
 /**
  * Runs `hardneg` with `argv` (without node and script). Returns the exit code: 0 done,
- * 2 bad input or options (one line on stderr), 1 a bug (stack on stderr).
+ * 2 bad input or options (one line on stderr), 1 a bug (stack on stderr); `validate`
+ * also returns 1 when a finding reaches its --fail-on.
  */
 export async function runHardneg(argv: readonly string[], io: CliIO = processIO()): Promise<number> {
   const program = configure(new Command('hardneg'), io)
@@ -37,6 +40,7 @@ export async function runHardneg(argv: readonly string[], io: CliIO = processIO(
     .version(await toolVersion(), '-V, --version')
     .showHelpAfterError()
   program.addCommand(configure(mineCommand(io, 'mine'), io).alias('mine-negatives'))
+  program.addCommand(configure(validateCommand(io), io))
   return run(program, argv, io)
 }
 
@@ -48,7 +52,7 @@ export async function runMineNegatives(argv: readonly string[], io: CliIO = proc
 async function run(program: Command, argv: readonly string[], io: CliIO): Promise<number> {
   try {
     await program.parseAsync([...argv], { from: 'user' })
-    return 0
+    return io.exitCode ?? 0
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0
