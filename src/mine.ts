@@ -49,7 +49,7 @@ export interface MineOptions {
   efConstruction?: number // hnsw build list size (default 200)
   shardRows?: number // rows per Parquet shard (default 100000)
   threads?: number // onnxruntime threads for exact search (default: all cores)
-  queryBlockRows?: number // queries scored per call (default 256)
+  queryBlockRows?: number // queries scored per call (default 512)
   poolBlockRows?: number // pool rows scored per exact call (default 16384)
   onProgress?: (event: ProgressEvent) => void // progress of long phases
 }

@@ -33,7 +33,7 @@ export interface MineGroupOptions {
   search: SearchMethod // exact or hnsw
   hnsw?: HnswParams // hnsw parameters (defaults above)
   threads?: number // onnxruntime threads for exact search (default: all cores); results do not depend on it
-  queryBlockRows?: number // queries scored per call (default 256); results do not depend on it
+  queryBlockRows?: number // queries scored per call (default 512); results do not depend on it
   poolBlockRows?: number // pool rows scored per call in exact search (default 16384); results do not depend on it
   onRows?: (rows: number) => void // called after each block with the number of queries done in it
   onOutcome?: (row: MinedRow | null, outcome: SelectOutcome, pair: PairRecord, removed: number) => void // every query's outcome (row null when dropped) and its false-negative count
@@ -66,7 +66,7 @@ export async function* mineGroup(options: MineGroupOptions): AsyncGenerator<Mine
           ...(options.poolBlockRows !== undefined ? { poolBlockRows: options.poolBlockRows } : {}),
         })
   try {
-    const blockRows = options.queryBlockRows ?? 256
+    const blockRows = options.queryBlockRows ?? 512
     for (let start = 0; start < pairs.length; start += blockRows) {
       const rows = Math.min(blockRows, pairs.length - start)
       const batch: QueryBatch = {
