@@ -61,3 +61,15 @@ export function systemReason(err: unknown): string {
   const message = err instanceof Error ? err.message : String(err)
   return message.replace(/, \w+ '[^']*'$/, '')
 }
+
+/** How a value reads in a message: `empty`, `null`, `missing`, `a number`, `an array`, ... */
+export function describe(value: unknown): string {
+  if (value === undefined) return 'missing'
+  if (value === null) return 'null'
+  if (value === '') return 'empty'
+  if (Array.isArray(value)) return 'an array'
+  if (value instanceof Uint8Array) return 'binary'
+  if (value instanceof Date) return 'a date'
+  const type = typeof value
+  return type === 'object' ? 'an object' : `a ${type}`
+}

@@ -13,6 +13,7 @@ import { HashIndex64, hashTexts } from './_validate-hash.js'
 import { quote, type FindingLog } from './_validate-findings.js'
 import type { ForbidSet } from './_validate-forbid.js'
 import { formatOf, openCheckedTable, type CheckedTable } from './_validate-rows.js'
+import { describe } from './_pairs-source.js'
 
 /** What {@link checkPairs} needs: `readPairs`'s options plus k and a forbid set. */
 export interface PairsCheckOptions {
@@ -225,16 +226,4 @@ async function checkRows(table: CheckedTable, options: PairsCheckOptions, wishes
     }
   }
   return records
-}
-
-/** How a value reads in a message (as in `readPairs`): `empty`, `null`, `missing`, `a number`, ... */
-function describe(value: unknown): string {
-  if (value === undefined) return 'missing'
-  if (value === null) return 'null'
-  if (value === '') return 'empty'
-  if (Array.isArray(value)) return 'an array'
-  if (value instanceof Uint8Array) return 'binary'
-  if (value instanceof Date) return 'a date'
-  const type = typeof value
-  return type === 'object' ? 'an object' : `a ${type}`
 }

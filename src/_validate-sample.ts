@@ -2,6 +2,7 @@
  * Seeded row samples for `--sample` and `--rescore`: which rows of a file set are
  * checked, the same for the same seed and row count. Private to the validate files.
  */
+import { mulberry32 } from './_random.js'
 
 /**
  * `n` distinct row indices drawn uniformly from [0, total), sorted ascending; all rows
@@ -32,16 +33,4 @@ export function lowerBound(rows: Int32Array, value: number): number {
     else hi = mid
   }
   return lo
-}
-
-/** mulberry32: a small, well-known 32-bit generator. */
-function mulberry32(state: number): () => number {
-  let s = state >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let t = s
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }

@@ -6,7 +6,7 @@
 import { extname } from 'node:path'
 import { HardnegError } from './errors.js'
 import type { CellValue, PairRecord } from './types.js'
-import { emptyFileError } from './_pairs-source.js'
+import { emptyFileError, describe } from './_pairs-source.js'
 import type { PairSource, SourceRow } from './_pairs-source.js'
 
 /** File formats {@link readPairs} understands. */
@@ -326,14 +326,3 @@ function isCellValue(value: unknown): value is CellValue {
   return value === null || type === 'string' || type === 'number' || type === 'boolean' || type === 'bigint'
 }
 
-/** How a value reads in a message: `empty`, `null`, `missing`, `a number`, `an array`, ... */
-function describe(value: unknown): string {
-  if (value === undefined) return 'missing'
-  if (value === null) return 'null'
-  if (value === '') return 'empty'
-  if (Array.isArray(value)) return 'an array'
-  if (value instanceof Uint8Array) return 'binary'
-  if (value instanceof Date) return 'a date'
-  const type = typeof value
-  return type === 'object' ? 'an object' : `a ${type}`
-}

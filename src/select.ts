@@ -3,6 +3,7 @@
  * rows that have fewer than k.
  */
 import { HardnegError } from './errors.js'
+import { mulberry32 } from './_random.js'
 
 /** How negatives are picked from the ranked candidates. */
 export interface SelectOptions {
@@ -82,18 +83,6 @@ function rowSeed(seed: number, row: number): number {
   h = Math.imul(h ^ (h >>> 16), 0x7feb352d)
   h = Math.imul(h ^ (h >>> 15), 0x846ca68b)
   return (h ^ (h >>> 16)) >>> 0
-}
-
-/** mulberry32: a small, well-known 32-bit generator; enough for choosing ranks. */
-function mulberry32(state: number): () => number {
-  let s = state >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let t = s
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 /** `count` distinct integers from [0, n), by a partial Fisher-Yates shuffle. */
