@@ -62,7 +62,7 @@ export async function openParquetSource(file: string): Promise<PairSource> {
 }
 
 /** An AsyncBuffer that reads byte ranges through `handle`, never the whole file. */
-function fileBuffer(handle: FileHandle, size: number): AsyncBuffer {
+export function fileBuffer(handle: FileHandle, size: number): AsyncBuffer {
   return {
     byteLength: size,
     async slice(start: number, end: number = size): Promise<ArrayBuffer> {

@@ -1,17 +1,51 @@
 /**
- * Load embeddings: read `.npy` matrices (float32 or float16, written by `numpy.save`)
- * as L2-normalised float32 rows, streamed in blocks or gathered into one matrix.
+ * Load embeddings: read `.npy` matrices (float32 or float16, written by `numpy.save`),
+ * safetensors tensors (F32, F16, BF16), and Arrow IPC / Parquet tables (an id column and
+ * a list-of-float vector column) as L2-normalised float32 rows, streamed in blocks or
+ * gathered into one matrix. See docs/embedding-formats.md.
  *
- * Files of any size are read through one FileHandle at explicit byte offsets (plain
- * numbers, exact up to 2^53) in chunks of at most 16 MiB, the next chunk's read running
- * while the current one is decoded; nothing here reads a whole file.
+ * `.npy` and safetensors files of any size are read through one FileHandle at explicit
+ * byte offsets (plain numbers, exact up to 2^53) in chunks of at most 16 MiB, the next
+ * chunk's read running while the current one is decoded; nothing here reads a whole file.
+ * Tables are read one record batch / row group at a time (`_embeddings-table.ts`).
  */
 
 import { open, type FileHandle } from 'node:fs/promises'
+import { extname } from 'node:path'
 import { endianness } from 'node:os'
 import { halfTable } from './_float16.js'
+import { readSafetensorsLayout } from './_safetensors.js'
+import { gatherTableRows, tableRows, type TableSource } from './_embeddings-table.js'
+import {
+  copyRow, decodeBf16Row, decodeHalfRow, finishRow, sortedOrder, sumSquares,
+  type BadVector, type EmbeddingDtype, type RowRule,
+} from './_vectors.js'
 import { HardnegError } from './errors.js'
 import type { EmbeddingBlock, EmbeddingMatrix } from './types.js'
+
+export type { BadVector, EmbeddingDtype } from './_vectors.js'
+
+/** Embedding file formats, chosen by extension (else by the file's first bytes). */
+export type EmbeddingFormat = 'npy' | 'safetensors' | 'arrow' | 'parquet'
+
+/** How to find the embeddings inside a file that can hold more than one array. */
+export interface EmbeddingFileOptions {
+  key?: string // safetensors: name of the tensor to read (default: the file's only 2-D tensor)
+  idCol?: string // Arrow/Parquet: id column whose values are matched to `ids`; when given it must exist (default 'id'; a file without it is read by position)
+  vectorCol?: string // Arrow/Parquet: vector column, a (fixed-size) list of float32/float16 (default 'embedding', else 'vector')
+}
+
+/** What {@link readEmbeddingHeader} finds, whatever the format. */
+export interface EmbeddingHeader {
+  file: string // path as the user gave it
+  format: EmbeddingFormat // container format
+  dtype: EmbeddingDtype // element type on disk ('bfloat16' only in safetensors)
+  rows: number // number of embedding rows
+  dim: number // vector dimension
+  idCol?: string // Arrow/Parquet: the id column rows are matched by; absent: row i belongs to pair row i
+  tensor?: string // safetensors: the tensor read
+  vectorCol?: string // Arrow/Parquet: the vector column read
+}
 
 /** What a `.npy` header says about the matrix that follows it. */
 export interface NpyHeader {
@@ -25,7 +59,8 @@ export interface NpyHeader {
 
 /** Options of {@link loadEmbeddings}. */
 export interface LoadEmbeddingsOptions {
-  file: string // path of a 2-D float32/float16 .npy file
+  file: string // path of a 2-D float32/float16 .npy file, or a .safetensors file
+  key?: string // safetensors: the tensor to read (default: the file's only 2-D tensor)
   blockRows?: number // rows per yielded block; the last block may be shorter (default 8192)
   normalize?: boolean // L2-normalise every row; false yields the stored values (default true)
   start?: number // 0-based index of the first row to read (default 0)
@@ -34,22 +69,13 @@ export interface LoadEmbeddingsOptions {
 }
 
 /** Options of {@link loadEmbeddingMatrix}. */
-export interface LoadEmbeddingMatrixOptions {
-  file: string // path of a 2-D float32/float16 .npy file
+export interface LoadEmbeddingMatrixOptions extends EmbeddingFileOptions {
+  file: string // .npy, .safetensors, Arrow IPC (.arrow/.feather/.arrows) or .parquet; see EmbeddingFormat
   normalize?: boolean // L2-normalise every row; false returns the stored values (default true)
-  rows?: Int32Array | number[] // 0-based rows to gather, in this order, repeats allowed (default: all rows)
+  rows?: Int32Array | number[] // 0-based rows to gather, in this order, repeats allowed; positions in `ids` when the file is matched by id, else file rows (default: all rows)
+  ids?: readonly string[] // the pair ids in pair order; a file with an id column returns the row of each id (or of `ids[rows[j]]`) in this order; files read by position ignore it (default: none, file order)
+  idsFrom?: string // where `ids` come from, for messages, e.g. 'pairs.csv' (default: none)
   onBadVector?: (bad: BadVector) => void // as in {@link LoadEmbeddingsOptions}: report a NaN/Inf/zero row instead of throwing (default: throw)
-}
-
-/**
- * A row that cannot be normalised, as `onBadVector` reports it: the first non-finite
- * value, or an all-zero row (reported only when normalising).
- */
-export interface BadVector {
-  file: string // path as the user gave it
-  row: number // 0-based row in the file
-  problem: 'NaN' | 'Inf' | '-Inf' | 'zero' // what the row holds
-  column: number // 0-based column of the first non-finite value; -1 for a zero row
 }
 
 /** The shape a caller expects of an embedding file; see {@link checkEmbeddingShape}. */
@@ -99,8 +125,51 @@ export async function readNpyHeader(file: string): Promise<NpyHeader> {
 }
 
 /**
- * Streams the rows of a `.npy` embedding file as float32 blocks of `blockRows` rows, in
- * file order. Each block owns its `data` (a fresh Float32Array), so consumers may keep it;
+ * Reads the header of an embedding file in any supported format and reports its shape.
+ * The format comes from the extension: `.npy`; `.safetensors`; `.arrow`, `.feather`,
+ * `.arrows`, `.ipc` (Arrow IPC file or stream); `.parquet`; any other name is sniffed
+ * from its first bytes. Nothing beyond headers is read, except for an Arrow stream
+ * (which has no index: one pass counts its rows) or a table whose vector column is a
+ * variable-size list (its first row gives the length).
+ *
+ * `.npy` errors are those of {@link readNpyHeader}. safetensors: `E_BAD_FILE` (truncated,
+ * header not JSON), `E_MISSING_COLUMN` (`key` names no tensor), `E_BAD_OPTION` (several
+ * 2-D tensors and no `key`), `E_EMBEDDING_HEADER` (no 2-D tensor, dtype other than
+ * F32/F16/BF16, inconsistent offsets). Arrow/Parquet: `E_MISSING_COLUMN` (no vector
+ * column, or no `idCol` when one is given), `E_EMBEDDING_HEADER` (the vector column is
+ * not a list of float32/float16, or the id column holds neither strings nor integers).
+ *
+ * @example
+ * const h = await readEmbeddingHeader('sent0.safetensors')
+ * // { file: 'sent0.safetensors', format: 'safetensors', dtype: 'float16', rows: 2921, dim: 512, tensor: 'embedding' }
+ * const t = await readEmbeddingHeader('sent0.parquet')
+ * // { ..., format: 'parquet', idCol: 'id', vectorCol: 'embedding' }: rows are matched to pairs by id
+ */
+export async function readEmbeddingHeader(file: string, options: EmbeddingFileOptions = {}): Promise<EmbeddingHeader> {
+  const format = await formatOf(file)
+  if (format === 'arrow' || format === 'parquet') {
+    const source = await openTable(file, format, options)
+    try {
+      const { dtype, dim, idCol, vectorCol } = source
+      return { file, format, dtype, rows: tableRows(source), dim, ...(idCol !== undefined ? { idCol } : {}), vectorCol }
+    } finally {
+      await source.close()
+    }
+  }
+  const fh = await openNpy(file, format)
+  try {
+    const { dtype, rows, dim, tensor } = await readDenseLayout(fh, file, format, options.key)
+    return { file, format, dtype, rows, dim, ...(tensor !== undefined ? { tensor } : {}) }
+  } finally {
+    await fh.close()
+  }
+}
+
+/**
+ * Streams the rows of a `.npy` or `.safetensors` embedding file (the tensor `key`, else
+ * the only 2-D one) as float32 blocks of `blockRows` rows, in file order. Arrow and
+ * Parquet files are an `E_BAD_OPTION` error here: load them with {@link loadEmbeddingMatrix}.
+ * Each block owns its `data` (a fresh Float32Array), so consumers may keep it;
  * the stream itself holds at most two blocks (the one yielded and the one being read).
  * The result can be iterated any number of times; each iteration reopens the file and
  * closes it when the loop ends, breaks or throws.
@@ -137,17 +206,23 @@ export function loadEmbeddings(options: LoadEmbeddingsOptions): EmbeddingSource 
   return {
     file,
     replayable: true,
-    [Symbol.asyncIterator]: () => streamBlocks(file, blockRows, normalize, start, end, options.onBadVector),
+    [Symbol.asyncIterator]: () => streamBlocks(file, options.key, blockRows, normalize, start, end, options.onBadVector),
   }
 }
 
 async function* streamBlocks(
-  file: string, blockRows: number, normalize: boolean, start: number, end: number | undefined,
+  file: string, key: string | undefined, blockRows: number, normalize: boolean, start: number, end: number | undefined,
   onBadVector: ((bad: BadVector) => void) | undefined,
 ): AsyncGenerator<EmbeddingBlock> {
-  const fh = await openNpy(file)
+  const format = await formatOf(file)
+  if (format === 'arrow' || format === 'parquet') {
+    throw new HardnegError('E_BAD_OPTION',
+      `loadEmbeddings streams .npy and .safetensors files, found ${format === 'arrow' ? 'an Arrow IPC' : 'a Parquet'} file; load it with loadEmbeddingMatrix`,
+      { file })
+  }
+  const fh = await openNpy(file, format)
   try {
-    const h = await readHeaderFrom(fh, file)
+    const h = await readDenseLayout(fh, file, format, key)
     const stop = end ?? h.rows
     if (start > stop || stop > h.rows) {
       throw new HardnegError('E_BAD_OPTION',
@@ -172,24 +247,53 @@ async function* streamBlocks(
 }
 
 /**
- * Reads a whole `.npy` embedding file, or the rows listed in `rows`, into one row-major
- * Float32Array allocated once. A selection is gathered while streaming, so memory is the
- * result plus two 16 MiB read buffers; only the file ranges holding selected rows are read.
- * A whole file is read straight into the result, with no other buffer.
+ * Reads a whole embedding file, or the rows listed in `rows`, into one row-major
+ * Float32Array allocated once, in any format {@link readEmbeddingHeader} reads.
+ *
+ * Which rows: `.npy`, safetensors, and tables without an id column are read by position:
+ * `rows` are file rows and `ids` is ignored. A table with an id column (`idCol`, default
+ * 'id') is matched by id when `ids` is given: `ids` lists the pair ids in pair order,
+ * result row j is the file row whose id is `ids[j]` (or `ids[rows[j]]` with `rows`), so
+ * the file may hold its rows in any order. Every pair id must be in the file exactly
+ * once and the file may hold no other id, else `E_ID_MISMATCH` names the file, the row
+ * and the id (a repeated pair id names `idsFrom` and its row). Integer ids match their
+ * decimal text. The match is computed once per `ids` array, file and id column and
+ * reused while the file and the array's contents are unchanged, so a caller loading one
+ * group at a time pays for one read of the id column. Without `ids`, a table's rows are
+ * taken in file order.
+ *
+ * Memory and reads: `.npy`/safetensors selections are gathered while streaming, so memory
+ * is the result plus two 16 MiB read buffers and only the file ranges holding selected
+ * rows are read; a whole file is read straight into the result. Tables decode only the
+ * record batches (Arrow) or row groups (Parquet) holding a selected row, one at a time.
  * Normalisation and `E_BAD_VECTOR` rules are those of {@link loadEmbeddings}, applied to
- * the rows loaded. A selected index that is not an integer in 0 .. rows - 1 is an
- * `E_BAD_OPTION` error.
+ * the rows loaded; a table row that is null, holds a null or has another length than the
+ * file's vectors is `E_BAD_VECTOR` too (never passed to `onBadVector`). A selected index
+ * that is not an integer in range is an `E_BAD_OPTION` error.
  *
  * @example
  * const queries = await loadEmbeddingMatrix({ file: 'sent0.npy' })
  * const picked = await loadEmbeddingMatrix({ file: 'sent1.npy', rows: [7, 3, 7] })
  * // picked.rows === 3; picked.data row 0 and row 2 are both file row 7
+ * const byId = await loadEmbeddingMatrix({ file: 'sent0.parquet', ids: pairs.map((p) => p.id), idsFrom: 'pairs.csv' })
+ * // byId row i is the embedding of pairs[i], wherever the file holds it
  */
 export async function loadEmbeddingMatrix(options: LoadEmbeddingMatrixOptions): Promise<EmbeddingMatrix> {
   const { file, rows: selection } = options
-  const fh = await openNpy(file)
+  const format = await formatOf(file)
+  if (format === 'arrow' || format === 'parquet') {
+    const source = await openTable(file, format, options)
+    try {
+      return await gatherTableRows(source, {
+        rows: selection, ids: options.ids, idsFrom: options.idsFrom, normalize: options.normalize ?? true, onBadVector: options.onBadVector,
+      })
+    } finally {
+      await source.close()
+    }
+  }
+  const fh = await openNpy(file, format)
   try {
-    const h = await readHeaderFrom(fh, file)
+    const h = await readDenseLayout(fh, file, format, options.key)
     const reader = new RowReader(fh, h, options.normalize ?? true, options.onBadVector)
     if (selection === undefined) {
       const data = new Float32Array(h.rows * h.dim)
@@ -219,7 +323,7 @@ export async function loadEmbeddingMatrix(options: LoadEmbeddingMatrixOptions): 
  * @example
  * checkEmbeddingShape(await readNpyHeader('sent1.npy'), { rows: pairs.length, rowsFrom: 'pairs.csv', dim: 512, dimFrom: 'sent0.npy' })
  */
-export function checkEmbeddingShape(header: NpyHeader, expected: ExpectedShape): void {
+export function checkEmbeddingShape(header: Pick<EmbeddingHeader, 'file' | 'rows' | 'dim'>, expected: ExpectedShape): void {
   const place = { file: header.file }
   if (expected.dim !== undefined && header.dim !== expected.dim) {
     const from = expected.dimFrom === undefined ? '' : ` (from ${expected.dimFrom})`
@@ -231,13 +335,66 @@ export function checkEmbeddingShape(header: NpyHeader, expected: ExpectedShape):
   }
 }
 
-async function openNpy(file: string): Promise<FileHandle> {
+async function openNpy(file: string, format: 'npy' | 'safetensors' = 'npy'): Promise<FileHandle> {
   try {
     return await open(file, 'r')
   } catch (err) {
     const reason = (err as NodeJS.ErrnoException).code ?? String(err)
-    throw new HardnegError('E_BAD_FILE', `cannot open (${reason}), expected a readable .npy file`, { file })
+    throw new HardnegError('E_BAD_FILE', `cannot open (${reason}), expected a readable .${format} file`, { file })
   }
+}
+
+const EXTENSIONS: ReadonlyMap<string, EmbeddingFormat> = new Map([
+  ['.npy', 'npy'], ['.safetensors', 'safetensors'], ['.parquet', 'parquet'],
+  ['.arrow', 'arrow'], ['.feather', 'arrow'], ['.arrows', 'arrow'], ['.ipc', 'arrow'],
+])
+
+/** The format by extension, else by the first bytes; unknown content falls to `.npy` and its errors. */
+async function formatOf(file: string): Promise<EmbeddingFormat> {
+  const known = EXTENSIONS.get(extname(file).toLowerCase())
+  if (known !== undefined) return known
+  let head: Buffer
+  try {
+    const fh = await open(file, 'r')
+    try {
+      head = Buffer.alloc(9)
+      head = head.subarray(0, (await fh.read(head, 0, 9, 0)).bytesRead)
+    } finally {
+      await fh.close()
+    }
+  } catch {
+    return 'npy' // the .npy reader reports the open error
+  }
+  const text = head.toString('latin1')
+  if (text.startsWith('PAR1')) return 'parquet'
+  if (text.startsWith('ARROW1') || head.subarray(0, 4).equals(Buffer.from([0xff, 0xff, 0xff, 0xff]))) return 'arrow'
+  if (head.length === 9 && head[8] === 0x7b && head.readBigUInt64LE(0) < 100_000_000n) return 'safetensors' // length, then '{'
+  return 'npy'
+}
+
+/** Opens an Arrow or Parquet table; their readers load on first use. */
+async function openTable(file: string, format: 'arrow' | 'parquet', options: EmbeddingFileOptions): Promise<TableSource> {
+  const columns = { ...(options.idCol !== undefined ? { idCol: options.idCol } : {}), ...(options.vectorCol !== undefined ? { vectorCol: options.vectorCol } : {}) }
+  if (format === 'arrow') return (await import('./_embeddings-arrow.js')).openArrowSource(file, columns)
+  return (await import('./_embeddings-parquet.js')).openParquetEmbeddings(file, columns)
+}
+
+/** Where the rows of a `.npy` or safetensors file lie: a dense row-major matrix at `dataOffset`. */
+interface DenseLayout {
+  file: string // path as the user gave it
+  dtype: EmbeddingDtype // element type on disk, little-endian
+  rows: number // number of rows
+  dim: number // values per row
+  dataOffset: number // byte offset of row 0
+  tensor?: string // safetensors: the tensor's name
+}
+
+async function readDenseLayout(fh: FileHandle, file: string, format: 'npy' | 'safetensors', key: string | undefined): Promise<DenseLayout> {
+  if (format === 'npy') return readHeaderFrom(fh, file)
+  if (endianness() !== 'LE') throw new Error('hardneg reads safetensors data through typed arrays, which needs a little-endian host')
+  const stat = await fh.stat()
+  if (!stat.isFile()) throw new HardnegError('E_BAD_FILE', 'not a regular file, expected a .safetensors file', { file })
+  return readSafetensorsLayout((target, position) => readFully(fh, target, position, file), stat.size, file, key)
 }
 
 async function readHeaderFrom(fh: FileHandle, file: string): Promise<NpyHeader> {
@@ -351,15 +508,17 @@ class RowReader {
   private readonly rowBytes: number
   private readonly table = halfTable()
   private readonly slots: Slot[] = []
+  private readonly rule: RowRule
 
   constructor(
     private readonly fh: FileHandle,
-    private readonly h: NpyHeader,
-    private readonly normalize: boolean,
-    private readonly onBadVector?: (bad: BadVector) => void,
+    private readonly h: DenseLayout,
+    normalize: boolean,
+    onBadVector?: (bad: BadVector) => void,
   ) {
     this.rowBytes = h.dim * (h.dtype === 'float32' ? 4 : 2)
     this.chunkRows = Math.max(1, Math.floor(CHUNK_BYTES / this.rowBytes))
+    this.rule = { file: h.file, dim: h.dim, normalize, onBadVector }
   }
 
   /** Splits file rows `first` .. `first + count - 1` into read-sized chunks bound for `out`. */
@@ -372,19 +531,22 @@ class RowReader {
   /** Reads, decodes and finishes the chunks of `plan` in order, yielding each once its rows are in `out`. */
   async* decode<C extends Chunk>(plan: Iterable<C>): AsyncGenerator<C> {
     const { dim } = this.h
-    const half = this.h.dtype === 'float16'
+    const half = this.h.dtype !== 'float32' // float16 or bfloat16: 2 bytes, widened in place
     const outBytes = (c: C): Uint8Array => new Uint8Array(c.out.buffer, c.out.byteOffset + c.outRow * dim * 4, c.count * dim * 4)
     // Every chunk is read into its own rows of `out`: float32 is already the output layout,
-    // and float16 lands in the upper half of the chunk's bytes and is widened in place, front
-    // to back (float32 j ends at byte 4j + 4, never past float16 j + 1 at byte 2N + 2j + 2).
+    // and float16/bfloat16 land in the upper half of the chunk's bytes and are widened in place,
+    // front to back (float32 j ends at byte 4j + 4, never past 16-bit value j + 1 at byte 2N + 2j + 2).
     // Reading there also makes the I/O thread, not this one, fault in the pages of a fresh `out`.
     const into = half ? (c: C) => outBytes(c).subarray(c.count * dim * 2) : outBytes
     for await (const { job: c } of this.prefetch(plan, into)) {
       const src = half ? new Uint16Array(c.out.buffer, c.out.byteOffset + c.outRow * dim * 4 + c.count * dim * 2, c.count * dim) : undefined
+      const bits = this.h.dtype === 'bfloat16' ? new Uint32Array(c.out.buffer, c.out.byteOffset, c.out.length) : undefined
       for (let r = 0; r < c.count; r++) {
         const at = (c.outRow + r) * dim
-        const sum = src === undefined ? sumSquares(c.out, at, dim) : decodeHalfRow(this.table, src, r * dim, c.out, at, dim)
-        this.finishRow(sum, c.out, at, c.first + r)
+        const sum = src === undefined ? sumSquares(c.out, at, dim)
+          : bits === undefined ? decodeHalfRow(this.table, src, r * dim, c.out, at, dim)
+            : decodeBf16Row(src, r * dim, c.out, bits, at, dim)
+        finishRow(this.rule, sum, c.out, at, c.first + r)
       }
       yield c
     }
@@ -395,11 +557,8 @@ class RowReader {
     const { dim } = this.h
     const n = selection.length
     const out = new Float32Array(n * dim)
-    const order = new Uint32Array(n)
-    for (let i = 0; i < n; i++) order[i] = i
-    let sorted = true
-    for (let i = 1; i < n && sorted; i++) sorted = selection[i - 1]! <= selection[i]!
-    if (!sorted) order.sort((a, b) => selection[a]! - selection[b]! || a - b)
+    const bits = this.h.dtype === 'bfloat16' ? new Uint32Array(out.buffer) : undefined
+    const order = sortedOrder(selection)
     const chunkRows = this.chunkRows
     // Spans of at most chunkRows rows, from one selected row to the last selected row within reach.
     function* spans(): Generator<{ first: number, count: number, from: number, to: number }> {
@@ -422,10 +581,10 @@ class RowReader {
           continue
         }
         const from = (row - span.first) * dim
-        const sum = this.h.dtype === 'float32'
-          ? copyRow(slot!.single, from, out, at, dim)
-          : decodeHalfRow(this.table, slot!.half, from, out, at, dim)
-        this.finishRow(sum, out, at, row)
+        const sum = this.h.dtype === 'float32' ? copyRow(slot!.single, from, out, at, dim)
+          : bits === undefined ? decodeHalfRow(this.table, slot!.half, from, out, at, dim)
+            : decodeBf16Row(slot!.half, from, out, bits, at, dim)
+        finishRow(this.rule, sum, out, at, row)
         prevRow = row
         prevAt = at
       }
@@ -482,59 +641,6 @@ class RowReader {
   private position(row: number): number {
     return this.h.dataOffset + row * this.rowBytes
   }
-
-  /**
-   * Given `sum`, the float64 sum of squares of `data[at ..]`, rejects a non-finite row and,
-   * when normalising, a zero row (or hands it to `onBadVector` and leaves it as stored);
-   * then scales the row to unit length.
-   */
-  private finishRow(sum: number, data: Float32Array, at: number, row: number): void {
-    const dim = this.h.dim
-    const place = { file: this.h.file, row: row + 1 }
-    if (!Number.isFinite(sum)) {
-      let i = at
-      while (Number.isFinite(data[i]!)) i++
-      const x = data[i]!
-      const what = Number.isNaN(x) ? 'NaN' : x > 0 ? 'Inf' : '-Inf'
-      if (this.onBadVector !== undefined) return this.onBadVector({ file: this.h.file, row, problem: what, column: i - at })
-      throw new HardnegError('E_BAD_VECTOR',
-        `embedding row ${row} (0-based) contains ${what} at column ${i - at}; expected finite values`, place)
-    }
-    if (!this.normalize) return
-    if (sum === 0) {
-      if (this.onBadVector !== undefined) return this.onBadVector({ file: this.h.file, row, problem: 'zero', column: -1 })
-      throw new HardnegError('E_BAD_VECTOR', `embedding row ${row} (0-based) is all zeros; expected a non-zero vector`, place)
-    }
-    const norm = Math.sqrt(sum)
-    for (let i = at; i < at + dim; i++) data[i] = data[i]! / norm
-  }
-}
-
-/** Sum of squares of `data[at .. at + dim - 1]`, left to right in float64. */
-function sumSquares(data: Float32Array, at: number, dim: number): number {
-  let sum = 0
-  for (let i = at; i < at + dim; i++) {
-    const x = data[i]!
-    sum += x * x
-  }
-  return sum
-}
-
-/** Decodes one float16 row into `out` and returns its sum of squares (as {@link sumSquares}). */
-function decodeHalfRow(table: Float32Array, src: Uint16Array, from: number, out: Float32Array, at: number, dim: number): number {
-  let sum = 0
-  for (let i = 0; i < dim; i++) {
-    const x = table[src[from + i]!]!
-    out[at + i] = x
-    sum += x * x
-  }
-  return sum
-}
-
-/** Copies one float32 row into `out` and returns its sum of squares. */
-function copyRow(src: Float32Array, from: number, out: Float32Array, at: number, dim: number): number {
-  out.set(src.subarray(from, from + dim), at)
-  return sumSquares(out, at, dim)
 }
 
 async function drain(source: AsyncIterable<unknown>): Promise<void> {

@@ -8,13 +8,16 @@ export type ErrorCode =
   | 'E_BAD_OPTION' // an option is out of range or not a number
   | 'E_BAD_FILE' // a file cannot be opened, or is not the format its name says
   | 'E_NPY_HEADER' // a .npy header is unreadable or describes an unsupported array
+  | 'E_EMBEDDING_HEADER' // a safetensors header or Arrow/Parquet schema describes an unsupported embedding array
   | 'E_DIM_MISMATCH' // embedding dimensions disagree between files
   | 'E_ROW_MISMATCH' // embedding row count differs from the pair count
-  | 'E_BAD_VECTOR' // a NaN/Inf or all-zero embedding row
-  | 'E_MISSING_COLUMN' // a column the options name is not in the file
+  | 'E_ID_MISMATCH' // embedding ids do not match the pair ids one to one (missing, extra or repeated)
+  | 'E_BAD_VECTOR' // a NaN/Inf, all-zero, null or wrong-length embedding row
+  | 'E_MISSING_COLUMN' // a column (or safetensors tensor) the options name is not in the file
   | 'E_BAD_ROW' // a malformed CSV/JSONL row or an empty required field
   | 'E_EMPTY' // a dataset with no rows
   | 'E_OUTPUT' // the output directory cannot be used
+  | 'E_BAD_IMAGE' // an image a pair refers to is missing or cannot be decoded
 
 /** Where an error happened: a file and, when known, a 1-based row (data rows, header excluded). */
 export interface ErrorPlace {

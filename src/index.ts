@@ -9,8 +9,17 @@ export { readPairs, collectPairs, PRESETS } from './pairs.js'
 export type { ReadPairsOptions, PairsFormat, PresetName, PairPreset, PresetCarry } from './pairs.js'
 export { readCorpus } from './corpus.js'
 export type { ReadCorpusOptions } from './corpus.js'
-export { readNpyHeader, loadEmbeddings, loadEmbeddingMatrix, checkEmbeddingShape } from './embeddings.js'
-export type { NpyHeader, LoadEmbeddingsOptions, LoadEmbeddingMatrixOptions, ExpectedShape, EmbeddingSource, BadVector } from './embeddings.js'
+export {
+  hashImages, inspectImage, imageDistance, isNearDuplicate, formatImageHash, parseImageHash, IMAGE_HASH, DEFAULT_IMAGE_DUP_DISTANCE, IMAGE_CACHE_FILE,
+} from './images.js'
+export type {
+  HashImagesOptions, HashImagesResult, InspectImageOptions, ImageRef, ImageInfo, HashedImage, ImageHash, BadImage, BadImageReason, ImageCacheStatus,
+} from './images.js'
+export { readEmbeddingHeader, readNpyHeader, loadEmbeddings, loadEmbeddingMatrix, checkEmbeddingShape } from './embeddings.js'
+export type {
+  EmbeddingHeader, EmbeddingFileOptions, EmbeddingFormat, EmbeddingDtype,
+  NpyHeader, LoadEmbeddingsOptions, LoadEmbeddingMatrixOptions, ExpectedShape, EmbeddingSource, BadVector,
+} from './embeddings.js'
 export { buildPool, writeExclusions, EXCLUDE_WIDTH } from './pool.js'
 export type { CandidatePool, CorpusRecord, PoolEntry } from './pool.js'
 export { createExactSearcher } from './search/exact.js'

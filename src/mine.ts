@@ -4,7 +4,7 @@
  */
 import { readFile } from 'node:fs/promises'
 import { HardnegError } from './errors.js'
-import { checkEmbeddingShape, loadEmbeddingMatrix, readNpyHeader, type NpyHeader } from './embeddings.js'
+import { checkEmbeddingShape, loadEmbeddingMatrix, readEmbeddingHeader, type EmbeddingFileOptions, type EmbeddingHeader } from './embeddings.js'
 import { checkRules, type FalseNegativeRules } from './filters.js'
 import { describeInput, writeManifest, type Manifest } from './manifest.js'
 import { mineGroup, type HnswParams, type SearchMethod } from './negatives.js'
@@ -27,10 +27,13 @@ export interface MineOptions {
   positiveCol?: string // positive column (default: the preset's, else 'positive')
   groupCol?: string // group column; pools are built per group (default: the preset's, else one global group)
   carry?: string[] // extra columns copied to the shards (default: the preset's)
-  queryEmbeddings: string // .npy, float32/float16 [rows, dim], row i = pair row i
-  positiveEmbeddings: string // .npy, float32/float16 [rows, dim], row i = pair row i
+  queryEmbeddings: string // float32/float16 [rows, dim]: .npy or .safetensors (row i = pair row i), Arrow IPC or Parquet (matched by id; see docs/embedding-formats.md)
+  positiveEmbeddings: string // as queryEmbeddings
   corpus?: string // external candidate pool with columns id,text (CSV/TSV/JSONL/Parquet) (default: none)
-  corpusEmbeddings?: string // .npy for the corpus, row i = corpus row i (required with corpus)
+  corpusEmbeddings?: string // embeddings for the corpus as queryEmbeddings, row i = corpus row i or matched by corpus id (required with corpus)
+  embeddingKey?: string // safetensors: the tensor to read in every embedding file (default: the file's only 2-D tensor)
+  embeddingIdCol?: string // Arrow/Parquet embeddings: id column matched to the pair (corpus) ids (default 'id'; a file without it is read by position)
+  embeddingCol?: string // Arrow/Parquet embeddings: vector column (default 'embedding', else 'vector')
   out: string // output directory (the CLI defaults it to ./negatives)
   overwrite?: boolean // replace an earlier run in `out` (default false)
   k?: number // hard negatives per row (default 8)
@@ -127,8 +130,13 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
 
   // Inputs: headers first, so a shape error costs nothing.
   let t = performance.now()
-  const qHeader = await readNpyHeader(options.queryEmbeddings)
-  const pHeader = await readNpyHeader(options.positiveEmbeddings)
+  const embeddingFile: EmbeddingFileOptions = {
+    ...(options.embeddingKey !== undefined ? { key: options.embeddingKey } : {}),
+    ...(options.embeddingIdCol !== undefined ? { idCol: options.embeddingIdCol } : {}),
+    ...(options.embeddingCol !== undefined ? { vectorCol: options.embeddingCol } : {}),
+  }
+  const qHeader = await readEmbeddingHeader(options.queryEmbeddings, embeddingFile)
+  const pHeader = await readEmbeddingHeader(options.positiveEmbeddings, embeddingFile)
   const pairs = await collectPairs({
     file: options.pairs,
     ...pick(options, ['format', 'preset', 'idCol', 'queryCol', 'positiveCol', 'groupCol', 'carry']),
@@ -138,11 +146,22 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
   checkEmbeddingShape(qHeader, { rows: pairs.length, rowsFrom: options.pairs })
   checkEmbeddingShape(pHeader, { rows: pairs.length, rowsFrom: options.pairs, dim: qHeader.dim, dimFrom: options.queryEmbeddings })
   let corpus: CorpusRecord[] = []
-  let cHeader: NpyHeader | undefined
+  let cHeader: EmbeddingHeader | undefined
   if (options.corpus !== undefined && options.corpusEmbeddings !== undefined) {
-    cHeader = await readNpyHeader(options.corpusEmbeddings)
+    cHeader = await readEmbeddingHeader(options.corpusEmbeddings, embeddingFile)
     corpus = await readCorpus({ file: options.corpus })
     checkEmbeddingShape(cHeader, { rows: corpus.length, rowsFrom: options.corpus, dim: qHeader.dim, dimFrom: options.queryEmbeddings })
+  }
+  // Files keyed by id return their rows in pair (corpus) order; the others ignore the ids.
+  const pairIds = pairs.map((p) => p.id)
+  const corpusIds = corpus.map((c) => c.id)
+  const pairRows = (file: string, rows: Int32Array | number[]): Promise<EmbeddingMatrix> =>
+    loadEmbeddingMatrix({ file, rows, ids: pairIds, idsFrom: options.pairs, ...embeddingFile })
+  const corpusRows = (file: string, rows: Int32Array | number[]): Promise<EmbeddingMatrix> =>
+    loadEmbeddingMatrix({ file, rows, ids: corpusIds, ...(options.corpus !== undefined ? { idsFrom: options.corpus } : {}), ...embeddingFile })
+  // Match the ids of files keyed by id now, before any output exists; the loads below reuse the match.
+  for (const [header, load] of [[qHeader, pairRows], [pHeader, pairRows], [cHeader, corpusRows]] as const) {
+    if (header?.idCol !== undefined) await load(header.file, [])
   }
   t = lap('read', t)
 
@@ -176,10 +195,11 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
         let tg = performance.now()
         const pool = buildPool(group, members, corpus)
         const rows = Int32Array.from(members, (p) => p.row)
-        const queries = await loadEmbeddingMatrix({ file: options.queryEmbeddings, rows })
-        const positives = await loadEmbeddingMatrix({ file: options.positiveEmbeddings, rows })
-        const poolVectors = await loadPoolVectors(pool.entries, options.positiveEmbeddings, options.corpusEmbeddings, qHeader.dim)
-        const owners = rules.querySim !== undefined ? await loadOwners(pool.entries, options.queryEmbeddings, qHeader.dim) : undefined
+        const queries = await pairRows(options.queryEmbeddings, rows)
+        const positives = await pairRows(options.positiveEmbeddings, rows)
+        const poolVectors = await loadPoolVectors(pool.entries, (r) => pairRows(options.positiveEmbeddings, r),
+          options.corpusEmbeddings === undefined ? undefined : (r) => corpusRows(options.corpusEmbeddings!, r), qHeader.dim)
+        const owners = rules.querySim !== undefined ? await loadOwners(pool.entries, (r) => pairRows(options.queryEmbeddings, r), qHeader.dim) : undefined
         tg = lap('load', tg)
         loadedGroups++
         options.onProgress?.({ phase: 'load', done: loadedGroups, total: groups.size, group })
@@ -285,27 +305,29 @@ function columnType(kinds: Set<string>): CarriedColumn['type'] {
   return 'string'
 }
 
+type LoadRows = (rows: number[]) => Promise<EmbeddingMatrix>
+
 async function loadPoolVectors(
   entries: readonly { source: 'pair' | 'corpus'; row: number }[],
-  positiveFile: string,
-  corpusFile: string | undefined,
+  loadPositives: LoadRows,
+  loadCorpus: LoadRows | undefined,
   dim: number,
 ): Promise<EmbeddingMatrix> {
   const pairRows = entries.filter((e) => e.source === 'pair').map((e) => e.row)
   const corpusRows = entries.filter((e) => e.source === 'corpus').map((e) => e.row)
-  const fromPairs = await loadEmbeddingMatrix({ file: positiveFile, rows: pairRows })
-  if (corpusRows.length === 0 || corpusFile === undefined) return fromPairs
+  const fromPairs = await loadPositives(pairRows)
+  if (corpusRows.length === 0 || loadCorpus === undefined) return fromPairs
   // buildPool puts every pair entry before every corpus entry.
-  const fromCorpus = await loadEmbeddingMatrix({ file: corpusFile, rows: corpusRows })
+  const fromCorpus = await loadCorpus(corpusRows)
   const data = new Float32Array(entries.length * dim)
   data.set(fromPairs.data)
   data.set(fromCorpus.data, fromPairs.data.length)
   return { rows: entries.length, dim, data }
 }
 
-async function loadOwners(entries: readonly { owner: number }[], queryFile: string, dim: number): Promise<EmbeddingMatrix> {
+async function loadOwners(entries: readonly { owner: number }[], loadQueries: LoadRows, dim: number): Promise<EmbeddingMatrix> {
   const owned = entries.filter((e) => e.owner >= 0).map((e) => e.owner)
-  const m = await loadEmbeddingMatrix({ file: queryFile, rows: owned })
+  const m = await loadQueries(owned)
   if (owned.length === entries.length) return m
   const data = new Float32Array(entries.length * dim).fill(Number.NaN)
   data.set(m.data)

@@ -43,10 +43,13 @@ export function mineCommand(io: CliIO, name = 'mine'): Command {
     .option('--positive-col <col>', "positive column (default: preset's, else 'positive')")
     .option('--group-col <col>', 'group column; pools are per group (default: one global pool)')
     .option('--carry <cols>', 'extra columns to copy to the shards, comma-separated', listArg)
-    .option('--query-embeddings <file>', 'query embeddings .npy [rows, dim], float32/float16, row i = pair i')
-    .option('--positive-embeddings <file>', 'positive embeddings .npy [rows, dim], float32/float16, row i = pair i')
+    .option('--query-embeddings <file>', 'query embeddings [rows, dim], float32/float16: .npy or .safetensors (row i = pair i), .arrow/.feather/.parquet (matched by id)')
+    .option('--positive-embeddings <file>', 'positive embeddings, as --query-embeddings')
     .option('--corpus <file>', 'external candidate pool with columns id,text')
-    .option('--corpus-embeddings <file>', 'embeddings .npy for --corpus, row i = corpus row i')
+    .option('--corpus-embeddings <file>', 'embeddings for --corpus, as --query-embeddings (row i = corpus row i, or matched by corpus id)')
+    .option('--embedding-key <name>', 'safetensors embeddings: the tensor to read (default: the only 2-D tensor)')
+    .option('--embedding-id-col <col>', "Arrow/Parquet embeddings: id column matched to the pair ids (default 'id'; without it, row i = pair i)")
+    .option('--embedding-col <col>', "Arrow/Parquet embeddings: vector column (default 'embedding', else 'vector')")
     .option('--out <dir>', 'output directory for shards and manifest.json', 'negatives')
     .option('--overwrite', 'replace an earlier run in --out', false)
     .option('--k <n>', 'hard negatives per row', intArg('--k', 1), 8)
@@ -129,6 +132,7 @@ async function runMine(flags: Record<string, unknown>, io: CliIO): Promise<MineR
     efConstruction: flags.efConstruction as number,
     shardRows: flags.shardRows as number,
     ...copy(flags, ['format', 'idCol', 'queryCol', 'positiveCol', 'groupCol', 'carry', 'corpus', 'corpusEmbeddings']),
+    ...copy(flags, ['embeddingKey', 'embeddingIdCol', 'embeddingCol']),
     ...copy(flags, ['maxScore', 'relativeMargin', 'posSim', 'querySim', 'range', 'threads', 'queryBlockRows', 'poolBlockRows']),
     ...(flags.quiet === true ? {} : { onProgress: progress.onProgress }),
   }
