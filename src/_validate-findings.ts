@@ -8,7 +8,7 @@
 export type Severity = 'error' | 'warning' | 'info'
 
 /** The part of the data a check looks at (the JUnit suite it reports under). */
-export type CheckGroup = 'pairs' | 'embeddings' | 'integrity' | 'negatives' | 'rescore' | 'contamination' | 'coverage'
+export type CheckGroup = 'pairs' | 'images' | 'embeddings' | 'integrity' | 'negatives' | 'rescore' | 'contamination' | 'coverage'
 
 /** One check: where it belongs, how severe its findings are, and what it asserts. */
 export interface CheckSpec {
@@ -30,6 +30,10 @@ export const CHECKS = {
   V_DUPLICATE_ID: { group: 'pairs', severity: 'error', title: 'ids are unique' },
   V_DUPLICATE_PAIR: { group: 'pairs', severity: 'warning', title: '(query, positive) pairs are unique' },
   V_SMALL_GROUP: { group: 'pairs', severity: 'warning', title: 'every group has enough distinct positives for k negatives' },
+  // images
+  V_IMAGE_MISSING: { group: 'images', severity: 'error', title: 'every image path names an existing, readable file' },
+  V_IMAGE_UNDECODABLE: { group: 'images', severity: 'error', title: 'every image decodes fully' },
+  V_IMAGE_SIZE: { group: 'images', severity: 'error', title: 'every image is within the size limits' },
   // embedding files
   V_EMB_HEADER: { group: 'embeddings', severity: 'error', title: 'the .npy header is readable, 2-D float32/float16, C order' },
   V_EMB_ROWS: { group: 'embeddings', severity: 'error', title: 'one embedding row per pair' },

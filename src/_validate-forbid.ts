@@ -2,13 +2,15 @@
  * Forbid sets for the contamination check: the normalised texts of evaluation sets
  * (MMEB-eval, a held-out split, ...) that must not appear in training data. Only 64-bit
  * hashes are kept (12-24 bytes a text), with the file and row of each text's first
- * occurrence for the message. Private to the validate files.
+ * occurrence for the message; and the image paths of image columns, which
+ * `_validate-images.ts` hashes when the checked data has images. Private to the validate files.
  */
 
 import { createReadStream } from 'node:fs'
 import { createInterface } from 'node:readline'
-import { extname } from 'node:path'
+import path, { extname } from 'node:path'
 import { HardnegError } from './errors.js'
+import type { PairsFormat } from './pairs.js'
 import { HashIndex64, hashTexts, normaliseText } from './_validate-hash.js'
 import { formatOf, openCheckedTable } from './_validate-rows.js'
 import { openInput, readFailure } from './_pairs-source.js'
@@ -19,6 +21,18 @@ export interface ForbidHit {
   row: number // its 1-based data row (JSONL and text files: line)
 }
 
+/** The image paths one forbid file names, with the directory they resolve against. */
+export interface ForbidImageSource {
+  file: string // the forbid file as the user gave it
+  root: string // its image root: the given one, else the file's directory
+  refs: { path: string; row: number }[] // non-empty paths of its image columns, with their 1-based data row
+}
+
+/** True for a column holding image paths: a name ending in `image_path`, or `image`. */
+export function isImageColumn(name: string): boolean {
+  return name === 'image' || name.endsWith('image_path')
+}
+
 const TEXT_EXTENSIONS = new Set(['.txt', '.text', '.lst'])
 const NUMBER = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/
 
@@ -27,10 +41,13 @@ export class ForbidSet {
   private readonly index = new HashIndex64()
   private readonly bases: number[] = [] // first ordinal of each file: ordinal = base + row
   private next = 0
+  /** The image paths of the files' image columns (see {@link isImageColumn}), per file that has any. */
+  readonly images: ForbidImageSource[] = []
 
   private constructor(
     readonly files: readonly string[],
     readonly minLength: number,
+    readonly imageRoot: string | undefined,
   ) {}
 
   /**
@@ -38,10 +55,11 @@ export class ForbidSet {
    * JSONL and Parquet files, or each line of a .txt file. Strings that are numbers (an id
    * column, say) or shorter than `minLength` characters once normalised are skipped.
    * Throws E_BAD_FILE for a file that cannot be read whole: a contamination check with
-   * holes would pass data it never compared.
+   * holes would pass data it never compared. Image columns are also listed in `images`,
+   * their relative paths resolving against `imageRoot` (default: each file's directory).
    */
-  static async read(files: readonly string[], minLength = 1): Promise<ForbidSet> {
-    const set = new ForbidSet(files, minLength)
+  static async read(files: readonly string[], minLength = 1, imageRoot?: string): Promise<ForbidSet> {
+    const set = new ForbidSet(files, minLength, imageRoot)
     for (const file of files) await set.readFile(file)
     return set
   }
@@ -95,8 +113,26 @@ export class ForbidSet {
       } finally {
         await table.close()
       }
+      await this.readImagePaths(file, format)
     }
     this.next += last + 1
+  }
+
+  /** A second pass over the image columns only, when the file has any (JSONL's 'all' values are not aligned with columns). */
+  private async readImagePaths(file: string, format: PairsFormat): Promise<void> {
+    const table = await openCheckedTable(file, format)
+    try {
+      const columns = table.columns.filter(isImageColumn)
+      if (columns.length === 0) return
+      const source: ForbidImageSource = { file, root: this.imageRoot ?? path.dirname(file), refs: [] }
+      for await (const row of table.rows(columns)) {
+        if ('problem' in row) continue // the first pass threw on it
+        for (const v of row.values) if (typeof v === 'string' && v !== '') source.refs.push({ path: v, row: row.place })
+      }
+      if (source.refs.length > 0) this.images.push(source)
+    } finally {
+      await table.close()
+    }
   }
 
   private async readLines(file: string): Promise<number> {

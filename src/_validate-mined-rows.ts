@@ -14,6 +14,7 @@ import type { ForbidSet } from './_validate-forbid.js'
 import { HashIndex64, hashTexts, normaliseText } from './_validate-hash.js'
 import { lowerBound, sampleRows } from './_validate-sample.js'
 import { MINED_SCHEMA, type ShardSet } from './_validate-shard-set.js'
+import type { PlacedImage } from './_validate-images.js'
 
 /** A mined row with checked types. */
 export interface MinedFields {
@@ -39,7 +40,11 @@ export interface MinedRowsCheckOptions {
   rescore?: number | undefined // draw this many seeded rows for rescoring
   seed: number
   forbid?: ForbidSet | undefined
+  images?: PlacedImage[] | undefined // when given, receives the carried image paths (qry_image_path, pos_image_path) of checked rows
 }
+
+/** Carried image columns a shard may have (mining's mmeb preset), and the side each belongs to. */
+const IMAGE_COLUMNS = [['qry_image_path', 'query'], ['pos_image_path', 'positive']] as const
 
 const COLUMNS = Object.keys(MINED_SCHEMA)
 // float32 dot products of unit vectors can land a few ulps past +-1.
@@ -65,13 +70,16 @@ export async function checkMinedRows(set: ShardSet, options: MinedRowsCheckOptio
 
   let offset = 0
   for (const shard of set.shards) {
+    const names = new Set(shard.metadata.schema.map(e => e.name))
+    const imageColumns = options.images === undefined ? [] : IMAGE_COLUMNS.filter(([name]) => names.has(name))
+    const columns = [...COLUMNS, ...imageColumns.map(([name]) => name)]
     let start = 0
     for (const group of shard.metadata.row_groups) {
       const end = start + Number(group.num_rows)
       const range = wantedRange(offset + start, offset + end, checked, drawn)
       if (range !== undefined) {
         const rows = await parquetReadObjects({
-          file: shard.buffer, metadata: shard.metadata, columns: COLUMNS, compressors,
+          file: shard.buffer, metadata: shard.metadata, columns, compressors,
           rowStart: range[0] - offset, rowEnd: range[1] - offset,
         })
         for (const [i, raw] of rows.entries()) {
@@ -84,6 +92,10 @@ export async function checkMinedRows(set: ShardSet, options: MinedRowsCheckOptio
           if (fields === undefined) continue
           if (isChecked) {
             checkRow(fields, place, set, options.forbid, log)
+            for (const [name, role] of imageColumns) {
+              const value = raw[name]
+              if (typeof value === 'string' && value !== '') options.images?.push({ path: value, place, role })
+            }
             const first = ids?.putIfAbsent(hashTexts(fields.id), global) ?? -1
             if (first >= 0) log.add('V_DUPLICATE_ID', place, () => `id ${quote(fields.id)} already at ${locate(set, first)}, expected unique ids`)
           }

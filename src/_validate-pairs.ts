@@ -14,6 +14,7 @@ import { quote, type FindingLog } from './_validate-findings.js'
 import type { ForbidSet } from './_validate-forbid.js'
 import { formatOf, openCheckedTable, type CheckedTable } from './_validate-rows.js'
 import { describe } from './_pairs-source.js'
+import type { PlacedImage } from './_validate-images.js'
 
 /** What {@link checkPairs} needs: `readPairs`'s options plus k and a forbid set. */
 export interface PairsCheckOptions {
@@ -25,12 +26,15 @@ export interface PairsCheckOptions {
   positiveCol?: string | undefined
   groupCol?: string | undefined
   carry?: readonly string[] | undefined
+  queryImageCol?: string | undefined // query image path column (default: the preset's; a preset's column may be absent)
+  positiveImageCol?: string | undefined // positive image path column (default: the preset's)
+  images?: PlacedImage[] | undefined // when given, receives every non-empty image path, in row order
   k: number // negatives per row the mining run asks for
   forbid?: ForbidSet | undefined
 }
 
 interface Wish {
-  role: 'query' | 'positive' | 'id' | 'group' | 'carried'
+  role: 'query' | 'positive' | 'id' | 'group' | 'carried' | 'query image' | 'positive image'
   name: string
   source: string // where the name came from, quoted when it is missing
   required: boolean
@@ -95,6 +99,13 @@ function columnWishes(options: PairsCheckOptions): Wish[] {
   if (options.idCol !== undefined) wishes.push({ role: 'id', name: options.idCol, source: 'from --id-col', required: true })
   if (options.groupCol !== undefined) wishes.push({ role: 'group', name: options.groupCol, source: 'from --group-col', required: true })
   else if (preset?.groupCol !== undefined) wishes.push({ role: 'group', name: preset.groupCol, source: fromPreset, required: false })
+  for (const [role, given, flag, presetCol] of [
+    ['query image', options.queryImageCol, '--query-image-col', preset?.queryImageCol],
+    ['positive image', options.positiveImageCol, '--positive-image-col', preset?.positiveImageCol],
+  ] as const) {
+    if (given !== undefined) wishes.push({ role, name: given, source: `from ${flag}`, required: true })
+    else if (presetCol !== undefined) wishes.push({ role, name: presetCol, source: fromPreset, required: false })
+  }
   for (const c of preset?.carry ?? []) wishes.push({ role: 'carried', name: c.from, source: fromPreset, required: !c.optional })
   for (const name of options.carry ?? []) wishes.push({ role: 'carried', name, source: 'from --carry', required: true })
   return wishes
@@ -121,9 +132,10 @@ async function checkRows(table: CheckedTable, options: PairsCheckOptions, wishes
   const id = column('id')
   const group = column('group')
   const carried = wishes.filter(w => w.role === 'carried').map(w => indexOf(w.name)).filter(i => i >= 0)
-  const preset = options.preset === undefined ? undefined : PRESETS[options.preset]
-  const queryImage = indexOf(preset?.queryImageCol)
-  const positiveImage = indexOf(preset?.positiveImageCol)
+  const queryImage = column('query image')
+  const positiveImage = column('positive image')
+  const { images } = options
+  if (images !== undefined && (queryImage >= 0 || positiveImage >= 0)) log.ran('V_IMAGE_MISSING', 'V_IMAGE_UNDECODABLE', 'V_IMAGE_SIZE')
 
   const ids = id >= 0 ? new HashIndex64() : undefined
   const pairs = new HashIndex64()
@@ -161,6 +173,15 @@ async function checkRows(table: CheckedTable, options: PairsCheckOptions, wishes
     }
     const q = side('query', query, queryImage)
     const p = side('positive', positive, positiveImage)
+    for (const [role, index] of [['query', queryImage], ['positive', positiveImage]] as const) {
+      if (index < 0) continue
+      const value = values[index]
+      if (typeof value === 'string') {
+        if (value !== '') images?.push({ path: value, place, role })
+      } else if (value !== null && value !== undefined) {
+        log.add('V_BAD_TYPE', place, () => `${role} image path (${name(index)}) is ${describe(value)}, expected a string`)
+      }
+    }
 
     if (id >= 0 && ids !== undefined) {
       const value = values[id]

@@ -59,8 +59,8 @@ export interface MineOptions {
 
 /** Progress of a long phase. */
 export interface ProgressEvent {
-  phase: 'read' | 'hash' | 'load' | 'index' | 'search' | 'write' // what is running
-  done: number // units done: rows (read, search, write), input files (hash), groups (load)
+  phase: 'read' | 'hash' | 'images' | 'load' | 'index' | 'search' | 'write' // what is running
+  done: number // units done: rows (read, search, write), input files (hash), distinct image files (images), groups (load)
   total: number // units in all
   group?: string // the group being mined
 }

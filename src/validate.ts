@@ -5,11 +5,15 @@
  * them as text, JSON, JUnit XML or GitHub annotations.
  */
 
+import path from 'node:path'
 import { HardnegError } from './errors.js'
+import { DEFAULT_IMAGE_DUP_DISTANCE } from './images.js'
+import type { ProgressEvent } from './mine.js'
 import type { PairsFormat, PresetName, ReadPairsOptions } from './pairs.js'
 import { FindingLog, type ValidationReport } from './_validate-findings.js'
 import { checkEmbeddings } from './_validate-embeddings.js'
 import { ForbidSet } from './_validate-forbid.js'
+import { checkImages, ForbiddenImages, type ImageCheckOptions, type PlacedImage } from './_validate-images.js'
 import { checkMinedRows } from './_validate-mined-rows.js'
 import { checkPairs } from './_validate-pairs.js'
 import { rescoreRows } from './_validate-rescore.js'
@@ -24,6 +28,12 @@ export type { FormatReportOptions, ReportFormat } from './_validate-report.js'
 export interface ValidateCommonOptions {
   forbid?: readonly string[] // evaluation sets no training text may appear in: CSV/TSV/JSONL/Parquet (every string value) or .txt (one per line) (default none)
   forbidMinLength?: number // forbid strings shorter than this many characters, once normalised, are ignored (default 1: all)
+  forbidImageRoot?: string // directory the image paths of forbid files resolve against (default: each forbid file's directory)
+  imageRoot?: string // directory the checked data's image paths resolve against (default: the pairs file's directory; shards: that of --pairs, else of the pairs file the manifest records)
+  imageCache?: string // image hash cache file, read first and rewritten when something changed (default: none)
+  imageConcurrency?: number // images decoded at once (default 4)
+  imageDupDistance?: number // largest imageDistance at which an image is a near-duplicate of a forbidden one (default DEFAULT_IMAGE_DUP_DISTANCE, 58)
+  onProgress?: (event: ProgressEvent) => void // progress of image decoding, phase 'images' (default: none)
   sample?: number // row checks look at this many seeded rows of each embedding file and of the shard set instead of all (default: all rows)
   seed?: number // seed of --sample and --rescore draws (default 0)
   maxFindings?: number // findings kept per code; all are counted (default 20)
@@ -41,7 +51,10 @@ export interface ValidateDatasetOptions extends ValidateCommonOptions {
   carry?: readonly string[] // carried columns that must be present (default: the preset's)
   queryEmbeddings?: string // .npy [rows, dim], row i = pair i (default: none)
   positiveEmbeddings?: string // .npy [rows, dim], row i = pair i (default: none)
-  imageRoot?: string // image checks: not available until the image module lands; giving it is E_BAD_OPTION
+  queryImageCol?: string // query image path column (default: the preset's, e.g. mmeb's qry_image_path; else none)
+  positiveImageCol?: string // positive image path column (default: the preset's, e.g. mmeb's pos_image_path; else none)
+  minImageSide?: number // an image narrower or lower than this many pixels is V_IMAGE_SIZE (default 16)
+  maxImagePixels?: number // an image of more pixels (width x height) than this is V_IMAGE_SIZE (default 100,000,000)
   k?: number // negatives per row the mining run will ask for, for the group-size check (default 8)
   normTolerance?: number // |L2 norm - 1| above this is V_EMB_NORM (default 0.01)
 }
@@ -64,9 +77,11 @@ export interface ValidateShardsOptions extends ValidateCommonOptions {
 /**
  * Checks a pairs file and its embedding files: columns and types, empty texts,
  * duplicate ids and pairs, groups too small for k negatives, embedding headers, row
- * counts, dimensions, NaN/Inf, zero vectors and norms, and (with `forbid`) texts of
- * evaluation sets. Reads each file once, streaming; memory grows only with the hash
- * tables of the duplicate checks (20-40 bytes per row per table, see docs/validate.md).
+ * counts, dimensions, NaN/Inf, zero vectors and norms; images (exist, decode, within
+ * size limits, each distinct file decoded once); and (with `forbid`) texts and
+ * near-duplicate images of evaluation sets. Reads each file once, streaming; memory grows
+ * with the hash tables of the duplicate checks (20-40 bytes per row per table) and the
+ * image paths of the pairs (see docs/validate.md).
  *
  * Throws a {@link HardnegError} only when validation cannot run: a bad option, a file
  * that cannot be opened. Everything wrong with the data is a finding.
@@ -79,9 +94,6 @@ export interface ValidateShardsOptions extends ValidateCommonOptions {
  * if (reportFails(report)) throw new Error(formatReport(report))
  */
 export async function validateDataset(options: ValidateDatasetOptions): Promise<ValidationReport> {
-  if (options.imageRoot !== undefined) {
-    throw new HardnegError('E_BAD_OPTION', '--image-root: image checks are absent until the image module lands, expected no --image-root (text and embedding checks run without it)')
-  }
   const embeddings = [options.queryEmbeddings, options.positiveEmbeddings].filter((f): f is string => f !== undefined)
   if (options.pairs === undefined && embeddings.length === 0) {
     throw new HardnegError('E_BAD_OPTION', 'nothing to validate, expected --pairs and/or --query-embeddings/--positive-embeddings')
@@ -92,12 +104,22 @@ export async function validateDataset(options: ValidateDatasetOptions): Promise<
   if (!Number.isFinite(normTolerance) || normTolerance <= 0) {
     throw new HardnegError('E_BAD_OPTION', `normTolerance: ${String(normTolerance)}, expected a number > 0`)
   }
+  const minSide = integer('minImageSide', options.minImageSide, 1) ?? 16
+  const maxPixels = integer('maxImagePixels', options.maxImagePixels, 1) ?? 100_000_000
   const forbid = await readForbid(options, common.forbidMinLength)
   const log = new FindingLog(common.maxFindings)
 
   let pairRows: number | undefined
   if (options.pairs !== undefined) {
-    pairRows = await checkPairs({ ...pick(options, ['format', 'preset', 'idCol', 'queryCol', 'positiveCol', 'groupCol', 'carry']), file: options.pairs, k, forbid }, log)
+    const images: PlacedImage[] = []
+    const columns = pick(options, ['format', 'preset', 'idCol', 'queryCol', 'positiveCol', 'groupCol', 'carry', 'queryImageCol', 'positiveImageCol'])
+    pairRows = await checkPairs({ ...columns, file: options.pairs, k, forbid, images }, log)
+    if (images.length > 0) {
+      const root = options.imageRoot ?? path.dirname(options.pairs)
+      await checkImages(images, { ...(await imageOptions(options, common, root, forbid)), limits: { minSide, maxPixels } }, log)
+    } else if (options.imageRoot !== undefined) {
+      log.skip('V_IMAGE_MISSING', 'no image path in the pairs: image columns come from --preset mmeb or --query-image-col/--positive-image-col')
+    }
   }
   if (embeddings.length > 0) {
     await checkEmbeddings({ files: embeddings, pairRows, pairsFile: options.pairs, normTolerance, sample: common.sample, seed: common.seed }, log)
@@ -138,7 +160,17 @@ export async function validateShards(options: ValidateShardsOptions): Promise<Va
   const log = new FindingLog(common.maxFindings)
 
   const set = await checkShardSet(options.shards, log)
-  const drawn = await checkMinedRows(set, { sample: common.sample, rescore, seed: common.seed, forbid }, log)
+  // Shard images are decoded only to compare them with forbidden images; the inputs' checks cover the rest.
+  const images: PlacedImage[] | undefined = forbid !== undefined && forbid.images.length > 0 ? [] : undefined
+  const drawn = await checkMinedRows(set, { sample: common.sample, rescore, seed: common.seed, forbid, images }, log)
+  if (images !== undefined && images.length > 0) {
+    const inputs: unknown = set.manifest?.inputs // a manifest may be valid JSON and still malformed (V_MANIFEST_INVALID)
+    const recorded = Array.isArray(inputs) ? (inputs as { role?: unknown; path?: unknown }[]).find(i => i?.role === 'pairs')?.path : undefined
+    const pairs = options.pairs ?? (typeof recorded === 'string' ? recorded : undefined)
+    const root = options.imageRoot ?? (pairs === undefined ? '.' : path.dirname(pairs))
+    log.ran('V_IMAGE_MISSING', 'V_IMAGE_UNDECODABLE')
+    await checkImages(images, await imageOptions(options, common, root, forbid), log)
+  }
   if (rescore !== undefined && options.queryEmbeddings !== undefined && options.positiveEmbeddings !== undefined) {
     await rescoreRows({
       rows: drawn,
@@ -154,7 +186,13 @@ export async function validateShards(options: ValidateShardsOptions): Promise<Va
 }
 
 function commonOptions(options: ValidateCommonOptions) {
+  const imageDupDistance = options.imageDupDistance ?? DEFAULT_IMAGE_DUP_DISTANCE
+  if (!Number.isInteger(imageDupDistance) || imageDupDistance < 0 || imageDupDistance > 256) {
+    throw new HardnegError('E_BAD_OPTION', `imageDupDistance: ${String(imageDupDistance)}, expected an integer from 0 to 256`)
+  }
   return {
+    imageDupDistance,
+    imageConcurrency: integer('imageConcurrency', options.imageConcurrency, 1) ?? 4,
     maxFindings: integer('maxFindings', options.maxFindings, 1) ?? 20,
     sample: integer('sample', options.sample, 1),
     seed: integer('seed', options.seed, 0) ?? 0,
@@ -164,7 +202,15 @@ function commonOptions(options: ValidateCommonOptions) {
 
 async function readForbid(options: ValidateCommonOptions, minLength: number): Promise<ForbidSet | undefined> {
   if (options.forbid === undefined || options.forbid.length === 0) return undefined
-  return ForbidSet.read(options.forbid, minLength)
+  return ForbidSet.read(options.forbid, minLength, options.forbidImageRoot)
+}
+
+/** The image check options; hashes the forbidden images (only now that there are images to compare them with). */
+async function imageOptions(options: ValidateCommonOptions, common: ReturnType<typeof commonOptions>, root: string, forbid: ForbidSet | undefined): Promise<ImageCheckOptions> {
+  const onProgress = options.onProgress === undefined ? undefined : (done: number, total: number) => options.onProgress?.({ phase: 'images', done, total })
+  const shared = { cache: options.imageCache, concurrency: common.imageConcurrency, onProgress }
+  const forbidden = forbid === undefined || forbid.images.length === 0 ? undefined : await ForbiddenImages.hash(forbid.images, shared)
+  return { ...shared, root, forbidden, maxDistance: common.imageDupDistance }
 }
 
 /** The pairs reader options for rescoring: the given flags, else the run's own from the manifest. */

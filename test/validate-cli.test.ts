@@ -86,8 +86,7 @@ describe('hardneg validate: exit codes', () => {
     [['--shards', '/nonexistent/out'], 'E_BAD_FILE: /nonexistent/out: cannot open (ENOENT), expected a directory of mined shards'],
     [['--pairs', 'x.csv', '--format', 'xml'], "E_BAD_OPTION: --format: 'xml', expected one of text, json, junit, github"],
     [['--pairs', 'x.csv', '--fail-on', 'info'], "E_BAD_OPTION: --fail-on: 'info', expected one of error, warning, none"],
-    [['--pairs', 'x.csv', '--image-root', 'images/'],
-      'E_BAD_OPTION: --image-root: image checks are absent until the image module lands, expected no --image-root (text and embedding checks run without it)'],
+    [['--pairs', 'x.csv', '--min-image-side', '0'], "E_BAD_OPTION: --min-image-side: '0', expected an integer >= 1"],
     [[], 'E_BAD_OPTION: nothing to validate, expected --pairs, --query-embeddings/--positive-embeddings and/or --shards'],
     [['--pairs', 'x.csv', '--rescore', '5'], 'E_BAD_OPTION: --rescore checks mined scores, expected --shards too'],
     [['--shards', 'out', '--rescore', '5'], "E_BAD_OPTION: --rescore needs the run's embeddings, expected --query-embeddings and --positive-embeddings"],
@@ -212,8 +211,19 @@ describe('hardneg validate: report formats', () => {
                                       i
         --positive-embeddings <file>  positive embeddings .npy [rows, dim], row i =
                                       pair i
-        --image-root <dir>            image checks: absent until the image module
-                                      lands (rejected)
+        --query-image-col <col>       query image path column (default: preset's,
+                                      mmeb: qry_image_path)
+        --positive-image-col <col>    positive image path column (default: preset's,
+                                      mmeb: pos_image_path)
+        --image-root <dir>            directory image paths resolve against (default:
+                                      the pairs file's directory)
+        --min-image-side <px>         report images narrower or lower than px pixels
+                                      (default: 16)
+        --max-image-pixels <n>        report images of more than n pixels (width x
+                                      height) (default: 100000000)
+        --image-cache <file>          image hash cache file, reused by the next run
+                                      (default: none)
+        --image-concurrency <n>       images decoded at once (default: 4)
         --k <n>                       negatives per row mining will ask for, for the
                                       group-size check (default 8)
         --norm-tolerance <x>          report vectors whose L2 norm is further than x
@@ -227,6 +237,11 @@ describe('hardneg validate: report formats', () => {
         --forbid <files...>           evaluation sets no query, positive or negative
                                       may appear in: CSV/TSV/JSONL/Parquet (every
                                       string value) or .txt (one per line)
+        --forbid-image-root <dir>     directory the forbid files' image paths resolve
+                                      against (default: each forbid file's directory)
+        --image-dup-distance <n>      an image this close to a forbidden image
+                                      (imageDistance) is a near-duplicate (default:
+                                      58)
         --forbid-min-length <n>       ignore forbid strings shorter than n characters
                                       once normalised (default: 1)
         --sample <n>                  check n seeded rows of each embedding file and
@@ -239,6 +254,8 @@ describe('hardneg validate: report formats', () => {
                                       error | warning | none (default: "error")
         --max-findings <n>            findings kept per code (all are counted)
                                       (default: 20)
+        --quiet                       no progress output while images decode (default:
+                                      false)
         -h, --help                    display help for command
 
       Examples:
@@ -248,7 +265,9 @@ describe('hardneg validate: report formats', () => {
         $ hardneg validate --shards shards/ --rescore 500 --query-embeddings sent0.npy --positive-embeddings sent1.npy \\
             --sample 10000 --format github
 
-      Image checks (exist, decode, size) are absent until the image module lands.
+      Images (--preset mmeb or --query-image-col/--positive-image-col): each distinct file decoded
+      once; missing, undecodable and out-of-size images are findings; with --forbid, images of the
+      forbid files' image columns (*image_path, image) match by near-duplicate distance.
       Finding codes: docs/validate.md. Exit codes: 0 no finding reaches --fail-on, 1 one does
       (or an internal error, which prints a stack), 2 validation could not run (bad flags,
       unreadable file).

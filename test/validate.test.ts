@@ -377,7 +377,7 @@ describe('when validation cannot run', () => {
   it.each([
     [{ pairs: '/nonexistent/pairs.csv' }, 'E_BAD_FILE', '/nonexistent/pairs.csv: cannot open (ENOENT: no such file or directory), expected a readable file'],
     [{ queryEmbeddings: '/nonexistent/q.npy' }, 'E_BAD_FILE', '/nonexistent/q.npy: cannot open (ENOENT), expected a readable .npy file'],
-    [{ pairs: 'x.csv', imageRoot: 'images/' }, 'E_BAD_OPTION', '--image-root: image checks are absent until the image module lands, expected no --image-root (text and embedding checks run without it)'],
+    [{ pairs: 'x.csv', imageDupDistance: 300 }, 'E_BAD_OPTION', 'imageDupDistance: 300, expected an integer from 0 to 256'],
     [{}, 'E_BAD_OPTION', 'nothing to validate, expected --pairs and/or --query-embeddings/--positive-embeddings'],
     [{ pairs: 'x.csv', maxFindings: 0 }, 'E_BAD_OPTION', 'maxFindings: 0, expected an integer >= 1'],
     [{ pairs: 'x.csv', forbid: ['eval.xml'] }, 'E_BAD_FILE', "eval.xml: forbid file extension '.xml', expected .csv, .tsv, .jsonl, .json, .ndjson, .parquet or .txt"],

@@ -15,6 +15,7 @@ export interface ProgressOptions {
 const UNITS: Record<ProgressEvent['phase'], string> = {
   read: 'rows',
   hash: 'files',
+  images: 'images',
   load: 'groups',
   index: 'vectors',
   search: 'rows',

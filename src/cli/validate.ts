@@ -10,6 +10,7 @@ import {
 } from '../index.js'
 import { choiceArg, intArg, listArg, numberArg } from './_args.js'
 import type { CliIO } from './main.js'
+import { createProgress } from './progress.js'
 
 /** Builds the `validate` command; it sets `io.exitCode` to 1 when a finding reaches --fail-on. */
 export function validateCommand(io: CliIO): Command {
@@ -28,19 +29,28 @@ export function validateCommand(io: CliIO): Command {
     .option('--carry <cols>', 'carried columns that must be present, comma-separated', listArg)
     .option('--query-embeddings <file>', 'query embeddings .npy [rows, dim], row i = pair i')
     .option('--positive-embeddings <file>', 'positive embeddings .npy [rows, dim], row i = pair i')
-    .option('--image-root <dir>', 'image checks: absent until the image module lands (rejected)')
+    .option('--query-image-col <col>', "query image path column (default: preset's, mmeb: qry_image_path)")
+    .option('--positive-image-col <col>', "positive image path column (default: preset's, mmeb: pos_image_path)")
+    .option('--image-root <dir>', "directory image paths resolve against (default: the pairs file's directory)")
+    .option('--min-image-side <px>', 'report images narrower or lower than px pixels', intArg('--min-image-side', 1), 16)
+    .option('--max-image-pixels <n>', 'report images of more than n pixels (width x height)', intArg('--max-image-pixels', 1), 100_000_000)
+    .option('--image-cache <file>', 'image hash cache file, reused by the next run (default: none)')
+    .option('--image-concurrency <n>', 'images decoded at once', intArg('--image-concurrency', 1), 4)
     .option('--k <n>', 'negatives per row mining will ask for, for the group-size check (default 8)', intArg('--k', 1))
     .option('--norm-tolerance <x>', 'report vectors whose L2 norm is further than x from 1', numberArg('--norm-tolerance', 0), 0.01)
     .option('--shards <dir>', 'a mined shard directory (part-*.parquet and manifest.json)')
     .option('--rescore <n>', 'recompute the scores of n seeded shard rows from --query-embeddings/--positive-embeddings', intArg('--rescore', 1))
     .option('--rescore-tolerance <x>', 'largest accepted |stored - recomputed| score', numberArg('--rescore-tolerance', 0), 1e-4)
     .option('--forbid <files...>', 'evaluation sets no query, positive or negative may appear in: CSV/TSV/JSONL/Parquet (every string value) or .txt (one per line)')
+    .option('--forbid-image-root <dir>', "directory the forbid files' image paths resolve against (default: each forbid file's directory)")
+    .option('--image-dup-distance <n>', 'an image this close to a forbidden image (imageDistance) is a near-duplicate', intArg('--image-dup-distance', 0), 58)
     .option('--forbid-min-length <n>', 'ignore forbid strings shorter than n characters once normalised', intArg('--forbid-min-length', 1), 1)
     .option('--sample <n>', 'check n seeded rows of each embedding file and of the shards instead of all (fast pre-commit runs)', intArg('--sample', 1))
     .option('--seed <s>', 'seed of --sample and --rescore', intArg('--seed', 0), 0)
     .option('--format <fmt>', 'report format: text | json | junit | github', choiceArg('--format', ['text', 'json', 'junit', 'github'] as const), 'text')
     .option('--fail-on <severity>', 'exit 1 when a finding is at least this severe: error | warning | none', choiceArg('--fail-on', ['error', 'warning', 'none'] as const), 'error')
     .option('--max-findings <n>', 'findings kept per code (all are counted)', intArg('--max-findings', 1), 20)
+    .option('--quiet', 'no progress output while images decode', false)
   cmd.addHelpText(
     'after',
     `
@@ -51,13 +61,21 @@ Examples:
   $ hardneg validate --shards shards/ --rescore 500 --query-embeddings sent0.npy --positive-embeddings sent1.npy \\
       --sample 10000 --format github
 
-Image checks (exist, decode, size) are absent until the image module lands.
+Images (--preset mmeb or --query-image-col/--positive-image-col): each distinct file decoded
+once; missing, undecodable and out-of-size images are findings; with --forbid, images of the
+forbid files' image columns (*image_path, image) match by near-duplicate distance.
 Finding codes: docs/validate.md. Exit codes: 0 no finding reaches --fail-on, 1 one does
 (or an internal error, which prints a stack), 2 validation could not run (bad flags,
 unreadable file).`,
   )
   cmd.action(async (flags: Record<string, unknown>) => {
-    const report = await runValidate(flags, io)
+    const progress = createProgress({ write: io.stderr, tty: io.stderrIsTTY })
+    let report: ValidationReport
+    try {
+      report = await runValidate({ ...flags, ...(flags.quiet === true ? {} : { onProgress: progress.onProgress }) }, io)
+    } finally {
+      progress.done()
+    }
     const failOn = flags.failOn as Severity | 'none'
     io.stdout(formatReport(report, { format: flags.format as ReportFormat, failOn }))
     if (reportFails(report, failOn)) io.exitCode = 1
@@ -76,7 +94,9 @@ async function runValidate(flags: Record<string, unknown>, io: CliIO): Promise<V
     throw new HardnegError('E_BAD_OPTION', '--rescore checks mined scores, expected --shards too')
   }
   const common = {
-    ...copy(flags, ['forbid', 'sample']),
+    ...copy(flags, ['forbid', 'sample', 'forbidImageRoot', 'imageRoot', 'imageCache', 'onProgress']),
+    imageConcurrency: flags.imageConcurrency as number,
+    imageDupDistance: flags.imageDupDistance as number,
     forbidMinLength: flags.forbidMinLength as number,
     seed: flags.seed as number,
     maxFindings: flags.maxFindings as number,
@@ -85,6 +105,7 @@ async function runValidate(flags: Record<string, unknown>, io: CliIO): Promise<V
     ...(str('pairsFormat') !== undefined ? { format: str('pairsFormat') as ValidateDatasetOptions['format'] } : {}),
     ...copy(flags, ['preset', 'idCol', 'queryCol', 'positiveCol', 'groupCol', 'carry']),
   }
+  const imageColumns = copy(flags, ['queryImageCol', 'positiveImageCol'])
   if (shards !== undefined && str('pairs') !== undefined && Object.keys(columns).length === 0) {
     columns = await recordedColumns(shards)
     const shown = Object.entries(columns).map(([k, v]) => `${k} ${Array.isArray(v) ? v.join(',') : String(v)}`).join(', ')
@@ -92,12 +113,15 @@ async function runValidate(flags: Record<string, unknown>, io: CliIO): Promise<V
   }
   const reports: ValidationReport[] = []
   // Every input given is checked as an input; the same files serve --rescore.
-  if (hasInputs || str('imageRoot') !== undefined) {
+  if (hasInputs) {
     reports.push(await validateDataset({
       ...common,
       ...columns,
-      ...copy(flags, ['pairs', 'queryEmbeddings', 'positiveEmbeddings', 'imageRoot', 'k']),
+      ...imageColumns,
+      ...copy(flags, ['pairs', 'queryEmbeddings', 'positiveEmbeddings', 'k']),
       normTolerance: flags.normTolerance as number,
+      minImageSide: flags.minImageSide as number,
+      maxImagePixels: flags.maxImagePixels as number,
     }))
   }
   if (shards !== undefined) {
