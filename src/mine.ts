@@ -119,6 +119,7 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
   }
   checkPositiveInt('shardRows', options.shardRows)
   checkPositiveInt('m', options.m)
+  if (options.m === 1) throw new HardnegError('E_BAD_OPTION', 'm: 1, expected an integer >= 2 (hnsw graph degree)')
   checkPositiveInt('ef', options.ef)
   checkPositiveInt('efConstruction', options.efConstruction)
   checkPositiveInt('threads', options.threads)

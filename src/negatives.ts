@@ -50,7 +50,8 @@ export interface MineGroupOptions {
 export async function* mineGroup(options: MineGroupOptions): AsyncGenerator<MinedRow> {
   const { pairs, queries, positives, pool, poolVectors, rules, select } = options
   const dim = queries.dim
-  const keep = candidatesNeeded(select)
+  // Never more than the pool holds: keep sizes per-query buffers.
+  const keep = Math.max(1, Math.min(candidatesNeeded(select), pool.entries.length))
   const common = {
     pool: poolVectors,
     keep,

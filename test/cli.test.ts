@@ -142,6 +142,20 @@ describe('mine-negatives CLI', () => {
     expect(io.err.join('')).toContain("error: unknown option '--kk'")
   })
 
+  it('exits 2 with the command list when no command is given', async () => {
+    const io = captureIO()
+    expect(await runHardneg([], io)).toBe(2)
+    expect(io.err.join('')).toContain('Usage: hardneg')
+  })
+
+  it('keeps per-query buffers to the pool size when k is huge', async () => {
+    const dir = await tempDir()
+    const io = captureIO()
+    const code = await runMineNegatives(['--out', path.join(dir, 'o'), '--quiet', '--json', '--sampling', 'random', '--range', '0:1000000', '--k', '8'], io)
+    expect(code).toBe(0)
+    expect(JSON.parse(io.out.join(''))).toMatchObject({ rowsIn: 2921, rowsOut: 2921 })
+  })
+
   it('prints help', async () => {
     const io = captureIO()
     expect(await runHardneg(['mine', '--help'], io)).toBe(0)

@@ -55,7 +55,9 @@ async function run(program: Command, argv: readonly string[], io: CliIO): Promis
     return io.exitCode ?? 0
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return 0
+      // Help shown because no command was given is a usage error, like a bad flag.
+      if (err.code === 'commander.help') return err.exitCode === 0 ? 0 : 2
       return 2
     }
     if (isHardnegError(err)) {

@@ -37,13 +37,15 @@ export function mergeTopK(
   skip: readonly number[],
   keep: number,
 ): void {
-  const outIndex = new Int32Array(keep)
-  const outScore = new Float32Array(keep)
+  // Sized by what can arrive, not by keep: keep may be far larger than the pool.
+  const size = Math.min(keep, r.index.length + count)
+  const outIndex = new Int32Array(size)
+  const outScore = new Float32Array(size)
   let n = 0
   let a = 0
   let b = 0
   const aLen = r.index.length
-  while (n < keep) {
+  while (n < size) {
     let bScore = -Infinity
     let bIndex = -1
     while (b < count) {

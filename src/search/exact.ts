@@ -48,7 +48,7 @@ export async function createExactSearcher(options: ExactSearchOptions): Promise<
   // scores bit-identical across batch sizes and thread counts: pool blocks are split
   // evenly and never narrower than MIN_POOL_BLOCK (or the whole pool), and a one-row
   // batch is padded to two.
-  const nBlocks = Math.max(1, Math.ceil(pool.rows / Math.max(MIN_POOL_BLOCK, options.poolBlockRows ?? 16384)))
+  const nBlocks = Math.max(1, Math.floor(pool.rows / Math.max(MIN_POOL_BLOCK, options.poolBlockRows ?? 16384)))
   const poolBlockRows = Math.ceil(pool.rows / nBlocks)
   const threads = options.threads ?? os.availableParallelism()
   const session = await ort.InferenceSession.create(buildScoreGraph({ posSim: usePos, querySim: useOwners }), {

@@ -75,10 +75,10 @@ export async function createHnswSearcher(options: HnswSearchOptions): Promise<Hn
           const score = dotRows(batch.queries, i, pool.data, c, dim)
           let out = score > cap
           if (!out && options.posSimMax !== undefined && batch.positives) {
-            out = dotRows(batch.positives, i, pool.data, c, dim) > options.posSimMax
+            out = dotRows(batch.positives, i, pool.data, c, dim) > Math.fround(options.posSimMax)
           }
           if (!out && options.querySimMax !== undefined && options.owners) {
-            out = dotRows(batch.queries, i, options.owners.data, c, dim) > options.querySimMax
+            out = dotRows(batch.queries, i, options.owners.data, c, dim) > Math.fround(options.querySimMax)
           }
           if (out) removed++
           else kept.push({ index: c, score })
