@@ -219,6 +219,7 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
           search: chosen,
           hnsw,
           ...pick(options, ['threads', 'queryBlockRows', 'poolBlockRows']),
+          onIndex: (done, total) => options.onProgress?.({ phase: 'index', done, total, group }),
           onRows: (n) => {
             searched += n
             options.onProgress?.({ phase: 'search', done: searched, total: pairs.length, group })

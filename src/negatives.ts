@@ -36,6 +36,7 @@ export interface MineGroupOptions {
   queryBlockRows?: number // queries scored per call (default 512); results do not depend on it
   poolBlockRows?: number // pool rows scored per call in exact search (default 16384); results do not depend on it
   onRows?: (rows: number) => void // called after each block with the number of queries done in it
+  onIndex?: (done: number, total: number) => void // hnsw: pool vectors inserted into the graph so far
   onOutcome?: (row: MinedRow | null, outcome: SelectOutcome, pair: PairRecord, removed: number) => void // every query's outcome (row null when dropped) and its false-negative count
 }
 
@@ -60,7 +61,7 @@ export async function* mineGroup(options: MineGroupOptions): AsyncGenerator<Mine
   }
   const searcher =
     options.search === 'hnsw'
-      ? await createHnswSearcher({ ...common, ...(options.hnsw ?? {}) })
+      ? await createHnswSearcher({ ...common, ...(options.hnsw ?? {}), ...(options.onIndex ? { onBuild: options.onIndex } : {}) })
       : await createExactSearcher({
           ...common,
           ...(options.threads !== undefined ? { threads: options.threads } : {}),
