@@ -3,6 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { afterEach } from 'vitest'
+import { mulberry32 } from '../src/_random.js'
 
 const dirs: string[] = []
 afterEach(async () => {
@@ -70,17 +71,8 @@ export function at(degrees: number): number[] {
   return [Math.cos(r), Math.sin(r)]
 }
 
-/** Seeded uniform generator for generated data. */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0
-    let t = s
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-}
+/** Seeded uniform generator for generated data (the project's own mulberry32). */
+export const rng = mulberry32
 
 /** `rows` random unit vectors of `dim`, as a row-major matrix; `clusters` > 0 makes them clump. */
 export function randomUnit(rows: number, dim: number, seed: number, clusters = 0): { rows: number; dim: number; data: Float32Array } {
