@@ -8,6 +8,38 @@ import { CsvError, parse } from 'csv-parse'
 import { HardnegError } from './errors.js'
 import { emptyFileError, openInput, readFailure } from './_pairs-source.js'
 import type { PairSource, SourceRow } from './_pairs-source.js'
+import type { FileHandle } from 'node:fs/promises'
+
+/**
+ * The csv-parse record stream over an open file, shared by mining and validation so
+ * both see the same records; `close` ends the parser, the stream and the handle.
+ */
+export function openCsvRecords(
+  handle: FileHandle,
+  delimiter: ',' | '\t',
+): { records: AsyncIterator<string[]>; close: () => Promise<void> } {
+  // 1 MiB reads: csv-parse is the bottleneck, and fewer, larger chunks cut its per-chunk overhead.
+  const input = handle.createReadStream({ autoClose: false, highWaterMark: 1 << 20 })
+  const parser = parse({
+    bom: true,
+    delimiter,
+    // Any line ending, also mixed in one file (as Python's csv module reads them); auto-detection
+    // would fix the first one seen and leave a stray '\n' in fields after it.
+    record_delimiter: ['\r\n', '\n', '\r'],
+    // Field counts are checked by the callers, against the header, to name the row and the header.
+    relax_column_count: true,
+    skip_empty_lines: true,
+  })
+  // The pipeline's own callback is not needed: any failure also rejects the parser's iterator.
+  pipeline(input, parser, () => {})
+  const records = parser[Symbol.asyncIterator]() as AsyncIterator<string[]>
+  const close = async (): Promise<void> => {
+    parser.destroy()
+    input.destroy()
+    await handle.close()
+  }
+  return { records, close }
+}
 
 /**
  * Open a delimited file and read its header. Blank lines are skipped and do not count
@@ -19,27 +51,7 @@ export async function openDelimitedSource(file: string, delimiter: ',' | '\t'): 
     await handle.close()
     throw emptyFileError(file)
   }
-  // 1 MiB reads: csv-parse is the bottleneck, and fewer, larger chunks cut its per-chunk overhead.
-  const input = handle.createReadStream({ autoClose: false, highWaterMark: 1 << 20 })
-  const parser = parse({
-    bom: true,
-    delimiter,
-    // Any line ending, also mixed in one file (as Python's csv module reads them); auto-detection
-    // would fix the first one seen and leave a stray '\n' in fields after it.
-    record_delimiter: ['\r\n', '\n', '\r'],
-    // Field counts are checked below, against the header, to name the row and the header.
-    relax_column_count: true,
-    skip_empty_lines: true,
-  })
-  // The pipeline's own callback is not needed: any failure also rejects the parser's iterator.
-  pipeline(input, parser, () => {})
-  const records = parser[Symbol.asyncIterator]() as AsyncIterator<string[]>
-
-  const close = async (): Promise<void> => {
-    parser.destroy()
-    input.destroy()
-    await handle.close()
-  }
+  const { records, close } = openCsvRecords(handle, delimiter)
 
   let header: string[]
   try {

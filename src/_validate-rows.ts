@@ -7,13 +7,13 @@
  */
 
 import { extname } from 'node:path'
-import { pipeline } from 'node:stream'
 import { createInterface } from 'node:readline'
-import { CsvError, parse } from 'csv-parse'
+import { CsvError } from 'csv-parse'
 import { HardnegError } from './errors.js'
 import type { PairsFormat } from './pairs.js'
 import { emptyFileError, openInput, readFailure } from './_pairs-source.js'
 import { openParquetSource } from './_parquet-read.js'
+import { openCsvRecords } from './_csv.js'
 
 /** One record of a {@link CheckedTable}. */
 export type CheckedRow =
@@ -59,16 +59,7 @@ async function openDelimited(file: string, delimiter: ',' | '\t'): Promise<Check
     await handle.close()
     throw emptyFileError(file)
   }
-  const input = handle.createReadStream({ autoClose: false, highWaterMark: 1 << 20 })
-  // The options of the mining reader (_csv.ts), so both see the same records.
-  const parser = parse({ bom: true, delimiter, record_delimiter: ['\r\n', '\n', '\r'], relax_column_count: true, skip_empty_lines: true })
-  pipeline(input, parser, () => {})
-  const records = parser[Symbol.asyncIterator]() as AsyncIterator<string[]>
-  const close = async (): Promise<void> => {
-    parser.destroy()
-    input.destroy()
-    await handle.close()
-  }
+  const { records, close } = openCsvRecords(handle, delimiter)
   let header: string[]
   try {
     const first = await records.next().catch((err: unknown) => {
