@@ -61,9 +61,9 @@ function int64Constant(name: string, dims: number[], values: number[]): onnxProt
  * clamped to column 0 and ignored by the caller), plus per rule: `pos` [b,d] and
  * `pos_max` [1]; `owners` [n,d] and `query_max` [1].
  * Outputs: `top_scores`/`top_index` [b,k] of candidates no rule removed (removed ones
- * score below REMOVED_BELOW), `removed` [b] how many candidates the rules removed, `excl_scores` and
- * `excl_removed` [b,E] the raw score and verdict of each `excl` column so the caller can
- * leave them out of both the ranking and the count.
+ * score below REMOVED_BELOW), `removed` [b] how many candidates the rules removed, and
+ * `excl_removed` [b,E] the verdict of each `excl` column so the caller can leave them out
+ * of the count (and, by index, of the ranking).
  */
 export function buildScoreGraph(rules: GraphRules): Uint8Array {
   const nodes: onnxProto.onnx.INodeProto[] = []
@@ -102,7 +102,6 @@ export function buildScoreGraph(rules: GraphRules): Uint8Array {
   nodes.push(node('ReduceSum', ['removed_f', 'axis1'], ['removed'], { keepdims: { i: 0 } }))
   nodes.push(int64Constant('zero', [], [0]))
   nodes.push(node('Max', ['excl', 'zero'], ['excl_safe']))
-  nodes.push(node('GatherElements', ['s', 'excl_safe'], ['excl_scores'], { axis: { i: 1 } }))
   nodes.push(node('GatherElements', ['removed_f', 'excl_safe'], ['excl_removed'], { axis: { i: 1 } }))
 
   const graph: onnxProto.onnx.IGraphProto = {
@@ -113,7 +112,6 @@ export function buildScoreGraph(rules: GraphRules): Uint8Array {
       tensorInfo('top_scores', FLOAT, ['b', 'kk']),
       tensorInfo('top_index', INT64, ['b', 'kk']),
       tensorInfo('removed', FLOAT, ['b']),
-      tensorInfo('excl_scores', FLOAT, ['b', 'e']),
       tensorInfo('excl_removed', FLOAT, ['b', 'e']),
     ],
   }
