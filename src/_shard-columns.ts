@@ -52,11 +52,11 @@ const CARRIED_TYPES: ReadonlySet<string> = new Set(['string', 'float64', 'int64'
 const COLUMN_TYPES: ReadonlySet<string> = new Set([...CARRIED_TYPES, 'float32', 'int32', 'list<string>', 'list<float32>'])
 
 /**
- * The full column list of a shard: mined columns, then carried columns, then extra columns.
+ * The full column list of a shard: mined (or other base) columns, then carried columns, then extra columns.
  * Throws E_BAD_OPTION on a duplicate name or an unknown type.
  */
-export function shardColumns(carried: readonly CarriedColumn[], extra: readonly ShardColumn[]): ShardColumn[] {
-  const columns: ShardColumn[] = [...MINED_COLUMNS]
+export function shardColumns(carried: readonly CarriedColumn[], extra: readonly ShardColumn[], base: readonly ShardColumn[] = MINED_COLUMNS): ShardColumn[] {
+  const columns: ShardColumn[] = [...base]
   for (const c of carried) {
     if (!CARRIED_TYPES.has(c.type)) {
       throw new HardnegError('E_BAD_OPTION', `carriedColumns: column "${c.name}" has type ${JSON.stringify(c.type)}, expected string, float64, int64 or boolean`)

@@ -13,7 +13,7 @@ import type { FindingLog, FindingPlace } from './_validate-findings.js'
 export interface PlacedImage {
   path: string // as the data wrote it (non-empty)
   place: FindingPlace // the pairs file or shard, and its 1-based data row
-  role: 'query' | 'positive' // which side of the pair the image is
+  role: string // which side of the pair the image is: 'query', 'positive', or 'negative N' in a shard
 }
 
 /** Where a forbidden image was named. */

@@ -27,6 +27,7 @@ export interface MinedFields {
   negIds: string[]
   negScores: number[]
   nValid: number
+  images?: { query: string; positive: string; negatives: string[] } // image paths of a run with images ('' = none)
 }
 
 /** A row drawn for rescoring, with its place. */
@@ -43,8 +44,9 @@ export interface MinedRowsCheckOptions {
   images?: PlacedImage[] | undefined // when given, receives the carried image paths (qry_image_path, pos_image_path) of checked rows
 }
 
-/** Carried image columns a shard may have (mining's mmeb preset), and the side each belongs to. */
-const IMAGE_COLUMNS = [['qry_image_path', 'query'], ['pos_image_path', 'positive']] as const
+/** Image columns of a run with images, and the side each belongs to. */
+const IMAGE_COLUMNS = [['query_image', 'query'], ['pos_image', 'positive']] as const
+const IMAGE_COLUMN_NAMES = ['query_image', 'pos_image', 'neg_images']
 
 const COLUMNS = Object.keys(MINED_SCHEMA)
 // float32 dot products of unit vectors can land a few ulps past +-1.
@@ -72,7 +74,8 @@ export async function checkMinedRows(set: ShardSet, options: MinedRowsCheckOptio
   for (const shard of set.shards) {
     const names = new Set(shard.metadata.schema.map(e => e.name))
     const imageColumns = options.images === undefined ? [] : IMAGE_COLUMNS.filter(([name]) => names.has(name))
-    const columns = [...COLUMNS, ...imageColumns.map(([name]) => name)]
+    // A run with images identifies candidates by (text, image); read its image columns whenever they are there.
+    const columns = [...COLUMNS, ...IMAGE_COLUMN_NAMES.filter(name => names.has(name))]
     let start = 0
     for (const group of shard.metadata.row_groups) {
       const end = start + Number(group.num_rows)
@@ -95,6 +98,11 @@ export async function checkMinedRows(set: ShardSet, options: MinedRowsCheckOptio
             for (const [name, role] of imageColumns) {
               const value = raw[name]
               if (typeof value === 'string' && value !== '') options.images?.push({ path: value, place, role })
+            }
+            if (options.images !== undefined && fields.images !== undefined) {
+              fields.images.negatives.forEach((value, i) => {
+                if (value !== '' && fields.images?.negatives.indexOf(value) === i) options.images?.push({ path: value, place, role: `negative ${i}` })
+              })
             }
             const first = ids?.putIfAbsent(hashTexts(fields.id), global) ?? -1
             if (first >= 0) log.add('V_DUPLICATE_ID', place, () => `id ${quote(fields.id)} already at ${locate(set, first)}, expected unique ids`)
@@ -169,14 +177,32 @@ function readFields(raw: Record<string, unknown>, place: FindingPlace, log: Find
     log?.add('V_N_VALID', place, `n_valid is ${nValid}, expected an integer from 0 to the ${negatives.length} negatives`)
     return undefined
   }
+  let images: MinedFields['images']
+  if ('neg_images' in raw) {
+    const negImages = raw.neg_images
+    if (!Array.isArray(negImages) || negImages.length !== negatives.length || negImages.some(v => typeof v !== 'string')) {
+      return fail(`column 'neg_images' is ${describe(negImages)}, expected a list of ${negatives.length} strings (one per negative)`)
+    }
+    for (const name of ['query_image', 'pos_image'] as const) {
+      if (typeof raw[name] !== 'string') return fail(`column '${name}' is ${describe(raw[name])}, expected a string`)
+    }
+    images = { query: raw.query_image as string, positive: raw.pos_image as string, negatives: negImages as string[] }
+  }
   return {
     id: raw.id as string, query: raw.query as string, positive: raw.positive as string, group: raw.group as string,
-    posScore: raw.pos_score as number, negatives, negIds, negScores, nValid,
+    posScore: raw.pos_score as number, negatives, negIds, negScores, nValid, ...(images ? { images } : {}),
   }
 }
 
 function checkRow(r: MinedFields, place: FindingPlace, set: ShardSet, forbid: ForbidSet | undefined, log: FindingLog): void {
-  const { negatives, negScores, nValid, posScore } = r
+  const { negScores, nValid, posScore } = r
+  // A candidate is its text, or in a run with images its (text, image path).
+  const side = (text: string, image: string | undefined): string => (r.images === undefined ? text : `${text}\u0000${image}`)
+  const show = (text: string, image: string | undefined): string => (image ? `${quote(text)} with image '${image}'` : quote(text))
+  const negatives = r.negatives.map((t, i) => side(t, r.images?.negatives[i]))
+  const shown = (i: number): string => show(r.negatives[i]!, r.images?.negatives[i])
+  const positive = side(r.positive, r.images?.positive)
+  const query = side(r.query, r.images?.query)
   const n = negatives.length
   const { selection, rules } = set
 
@@ -184,7 +210,7 @@ function checkRow(r: MinedFields, place: FindingPlace, set: ShardSet, forbid: Fo
   const seen = new Set<string>()
   for (let i = 0; i < nValid; i++) {
     if (seen.has(negatives[i]!)) {
-      log.add('V_N_VALID', place, () => `negative ${i} ${quote(negatives[i]!)} repeats an earlier one within the first n_valid = ${nValid}, expected ${nValid} distinct texts`)
+      log.add('V_N_VALID', place, () => `negative ${i} ${shown(i)} repeats an earlier one within the first n_valid = ${nValid}, expected ${nValid} distinct ${r.images ? 'candidates' : 'texts'}`)
       break
     }
     seen.add(negatives[i]!)
@@ -199,7 +225,7 @@ function checkRow(r: MinedFields, place: FindingPlace, set: ShardSet, forbid: Fo
     } else if (pad === 'repeat') {
       for (let i = nValid; i < n; i++) {
         if (negatives[i] !== negatives[i % nValid]) {
-          log.add('V_N_VALID', place, () => `negative ${i} is ${quote(negatives[i]!)}, expected ${quote(negatives[i % nValid]!)} (pad repeat cycles the first n_valid = ${nValid})`)
+          log.add('V_N_VALID', place, () => `negative ${i} is ${shown(i)}, expected ${shown(i % nValid)} (pad repeat cycles the first n_valid = ${nValid})`)
           break
         }
       }
@@ -209,13 +235,16 @@ function checkRow(r: MinedFields, place: FindingPlace, set: ShardSet, forbid: Fo
   }
 
   const normalisedPositive = r.positive === '' ? '' : normaliseText(r.positive)
-  for (const [i, text] of negatives.entries()) {
-    if (negatives.indexOf(text) !== i) continue
-    if (text === r.positive) {
-      log.add('V_NEG_IS_POSITIVE', place, () => `negative ${i} is the positive ${quote(text)}, expected another text`)
-    } else if (text === r.query) {
-      log.add('V_NEG_IS_QUERY', place, () => `negative ${i} is the query ${quote(text)}, expected another text`)
-    } else if (normalisedPositive !== '' && normaliseText(text) === normalisedPositive) {
+  for (const [i, key] of negatives.entries()) {
+    if (negatives.indexOf(key) !== i) continue
+    const text = r.negatives[i]!
+    // With images, a shared text (one instruction over many pictures) is no duplicate unless a side has no picture.
+    const textOnly = r.images === undefined || r.images.negatives[i] === '' || r.images.positive === ''
+    if (key === positive) {
+      log.add('V_NEG_IS_POSITIVE', place, () => `negative ${i} is the positive ${shown(i)}, expected another ${r.images ? 'candidate' : 'text'}`)
+    } else if (key === query) {
+      log.add('V_NEG_IS_QUERY', place, () => `negative ${i} is the query ${shown(i)}, expected another ${r.images ? 'candidate' : 'text'}`)
+    } else if (textOnly && normalisedPositive !== '' && normaliseText(text) === normalisedPositive) {
       log.add('V_NEG_LIKE_POSITIVE', place, () => `negative ${i} ${quote(text)} equals the positive ${quote(r.positive)} up to case and whitespace, expected another text`)
     }
   }
@@ -247,7 +276,7 @@ function checkRow(r: MinedFields, place: FindingPlace, set: ShardSet, forbid: Fo
 
   if (forbid !== undefined) {
     const texts: [string, string][] = [['query', r.query], ['positive', r.positive]]
-    for (const [i, text] of negatives.entries()) if (negatives.indexOf(text) === i) texts.push([`negative ${i}`, text])
+    for (const [i, text] of r.negatives.entries()) if (r.negatives.indexOf(text) === i) texts.push([`negative ${i}`, text])
     for (const [role, text] of texts) {
       if (text === '') continue
       const hit = forbid.find(text)

@@ -63,6 +63,7 @@ export interface ImageRef {
   path: string // as written in the dataset; relative paths resolve against `root`
   file?: string // the file that refers to it, e.g. the pairs file as the user gave it
   row?: number // 1-based data row within `file`
+  role?: string // which side refers to it, e.g. 'query' or 'positive', quoted before 'image' in messages (default: none)
 }
 
 /** Why an image is bad. */
@@ -241,7 +242,7 @@ export async function hashImages(refs: Iterable<ImageRef>, options: HashImagesOp
     } else {
       images.push(undefined)
       if (outcome === undefined) continue // never decoded: only after a bad image, which was thrown above
-      const error = badImageError(ref.path, outcome.failure, ref)
+      const error = badImageError(ref.path, outcome.failure, ref, ref.role)
       if (onBadImage === 'error') throw error
       bad.push({ index, file: ref.file, row: ref.row, path: ref.path, reason: outcome.failure.reason, message: error.message, error })
     }
@@ -348,8 +349,9 @@ function readFailure(err: unknown): Failure {
   return { reason: 'unreadable', detail: `cannot be read (${code}), expected a readable image file` }
 }
 
-function badImageError(shown: string, failure: Failure, place: ErrorPlace): HardnegError {
-  return new HardnegError('E_BAD_IMAGE', `image '${shown}' ${failure.detail}`, { file: place.file, row: place.row })
+function badImageError(shown: string, failure: Failure, place: ErrorPlace, role?: string): HardnegError {
+  const what = role === undefined ? 'image' : `${role} image`
+  return new HardnegError('E_BAD_IMAGE', `${what} '${shown}' ${failure.detail}`, { file: place.file, row: place.row })
 }
 
 function countFailures(outcomes: Map<string, Outcome>): number {

@@ -26,6 +26,16 @@ export interface ManifestShard {
   sha256: string // hex digest of the file's bytes
 }
 
+/** The images of a run with images. */
+export interface ManifestImages {
+  root: string // absolute directory the image paths were resolved against
+  distinct: number // distinct image files referenced
+  decoded: number // decoded by this run
+  cached: number // taken from the hash cache unchanged
+  cache: string // the cache file as found: absent, loaded, stale, unreadable
+  badRows: number // pairs dropped for a bad image (--on-bad-image skip)
+}
+
 /** Everything `manifest.json` holds. */
 export interface Manifest {
   tool: { name: 'hardneg'; version: string } // who wrote the run
@@ -38,6 +48,7 @@ export interface Manifest {
   counts: Omit<MineSummary, 'positiveScores' | 'negativeScores' | 'groups'> // run-wide counts
   groups: MineSummary['groups'] // counts per group
   scores: { positive: MineSummary['positiveScores']; negative: MineSummary['negativeScores'] } // score percentiles
+  images?: ManifestImages // runs with images: what was decoded
   timings: Record<string, number> // seconds per phase, and 'total'
 }
 

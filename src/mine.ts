@@ -3,32 +3,44 @@
  * mines every group and writes shards and a manifest into `out`.
  */
 import { readFile } from 'node:fs/promises'
+import path from 'node:path'
+import { createDuplicateCheck } from './duplicates.js'
+import { EmbeddingSet } from './_embedding-set.js'
 import { HardnegError } from './errors.js'
-import { checkEmbeddingShape, loadEmbeddingMatrix, readEmbeddingHeader, type EmbeddingFileOptions, type EmbeddingHeader } from './embeddings.js'
+import { readEmbeddingHeader, type EmbeddingFileOptions, type EmbeddingHeader } from './embeddings.js'
 import { checkRules, type FalseNegativeRules } from './filters.js'
+import { OUTPUT_FORMATS, writeRowsAs, type OutputFormat } from './formats.js'
+import { DEFAULT_IMAGE_DUP_DISTANCE, IMAGE_CACHE_FILE, hashImages, type HashedImage, type ImageRef } from './images.js'
 import { describeInput, writeManifest, type Manifest } from './manifest.js'
 import { mineGroup, type HnswParams, type SearchMethod } from './negatives.js'
 import { abandonOutput, commitOutput, openOutput } from './output.js'
 import { collectPairs, type PairsFormat, type PresetName } from './pairs.js'
-import { buildPool, type CorpusRecord } from './pool.js'
+import { buildPool, type CorpusRecord, type PoolOptions } from './pool.js'
 import { readCorpus } from './corpus.js'
 import { checkSelectOptions, type SelectOptions } from './select.js'
-import { writeShards, type CarriedColumn } from './shards.js'
+import type { CarriedColumn } from './shards.js'
 import { MiningStats, type MineSummary } from './stats.js'
 import type { EmbeddingMatrix, MinedRow, PairRecord } from './types.js'
 
 /** Options of {@link mineNegatives}; every field has the CLI flag of the same name. */
 export interface MineOptions {
-  pairs: string // pairs file: CSV/TSV with header, JSONL, or Parquet
-  format?: PairsFormat // pairs format (default: from the extension)
-  preset?: PresetName // column layout: 'simcse' (sent0,sent1,hard_neg) or 'mmeb' (qry,pos_text) (default: none)
+  pairs: string | readonly string[] // pairs file(s): CSV/TSV with header, JSONL, or Parquet; several = one per subset, each its own pool unless it has a group column
+  format?: PairsFormat // pairs format (default: from the extension); the CLI's --pairs-format
+  preset?: PresetName // column layout: 'simcse' (sent0,sent1,hard_neg) or 'mmeb' (qry,qry_image_path,pos_text,pos_image_path,subset) (default: none)
   idCol?: string // id column (default: the 0-based row number)
   queryCol?: string // query column (default: the preset's, else 'query')
   positiveCol?: string // positive column (default: the preset's, else 'positive')
   groupCol?: string // group column; pools are built per group (default: the preset's, else one global group)
   carry?: string[] // extra columns copied to the shards (default: the preset's)
-  queryEmbeddings: string // float32/float16 [rows, dim]: .npy or .safetensors (row i = pair row i), Arrow IPC or Parquet (matched by id; see docs/embedding-formats.md)
-  positiveEmbeddings: string // as queryEmbeddings
+  queryImageCol?: string // query image path column (default: the preset's, e.g. mmeb's qry_image_path; else none)
+  positiveImageCol?: string // positive image path column (default: the preset's, e.g. mmeb's pos_image_path; else none)
+  globalPool?: boolean // one pool over every group and file instead of one per group (default false)
+  queryEmbeddings: string | readonly string[] // float32/float16 [rows, dim]: .npy or .safetensors (row i = pair row i), Arrow IPC or Parquet (matched by id; see docs/embedding-formats.md); one per pairs file, or one for all
+  positiveEmbeddings: string | readonly string[] // as queryEmbeddings
+  imageRoot?: string // directory the image paths are relative to (default: the first pairs file's directory)
+  onBadImage?: 'error' | 'skip' // a missing or undecodable image: stop with an error naming file, row and path, or drop the row and count it (default 'error')
+  imageDupDistance?: number // images at most this many bits apart (of 256) are near-duplicates; a candidate near-duplicate of the query's or positive's image is a false negative (default 58, measured in docs/images.md)
+  outputFormat?: OutputFormat // 'parquet' (hardneg's shards), 'mmeb' (MMEB-train columns + neg_text/neg_image_path lists) or 'unime-v2' (JSON Lines) (default 'parquet'); the CLI's --format
   corpus?: string // external candidate pool with columns id,text (CSV/TSV/JSONL/Parquet) (default: none)
   corpusEmbeddings?: string // embeddings for the corpus as queryEmbeddings, row i = corpus row i or matched by corpus id (required with corpus)
   embeddingKey?: string // safetensors: the tensor to read in every embedding file (default: the file's only 2-D tensor)
@@ -117,6 +129,18 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
   if (!['exact', 'hnsw', 'auto'].includes(method)) {
     throw new HardnegError('E_BAD_OPTION', `search: '${String(method)}', expected 'exact', 'hnsw' or 'auto'`)
   }
+  const outputFormat = options.outputFormat ?? 'parquet'
+  if (!OUTPUT_FORMATS.includes(outputFormat)) {
+    throw new HardnegError('E_BAD_OPTION', `outputFormat: '${String(outputFormat)}', expected one of: ${OUTPUT_FORMATS.join(', ')}`)
+  }
+  const onBadImage = options.onBadImage ?? 'error'
+  if (onBadImage !== 'error' && onBadImage !== 'skip') {
+    throw new HardnegError('E_BAD_OPTION', `onBadImage: '${String(onBadImage)}', expected 'error' or 'skip'`)
+  }
+  const imageDupDistance = options.imageDupDistance ?? DEFAULT_IMAGE_DUP_DISTANCE
+  if (!Number.isInteger(imageDupDistance) || imageDupDistance < 0 || imageDupDistance > 256) {
+    throw new HardnegError('E_BAD_OPTION', `imageDupDistance: ${String(imageDupDistance)}, expected an integer from 0 to 256 (bits of the 256-bit image hash)`)
+  }
   checkPositiveInt('shardRows', options.shardRows)
   checkPositiveInt('m', options.m)
   if (options.m === 1) throw new HardnegError('E_BAD_OPTION', 'm: 1, expected an integer >= 2 (hnsw graph degree)')
@@ -128,6 +152,14 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
   if ((options.corpus === undefined) !== (options.corpusEmbeddings === undefined)) {
     throw new HardnegError('E_BAD_OPTION', 'corpus and corpusEmbeddings go together, expected both or neither')
   }
+  const pairFiles = listOf('pairs', options.pairs)
+  const queryFiles = listOf('queryEmbeddings', options.queryEmbeddings)
+  const positiveFiles = listOf('positiveEmbeddings', options.positiveEmbeddings)
+  for (const [name, files] of [['queryEmbeddings', queryFiles], ['positiveEmbeddings', positiveFiles]] as const) {
+    if (files.length !== 1 && files.length !== pairFiles.length) {
+      throw new HardnegError('E_BAD_OPTION', `${name}: ${files.length} files for ${pairFiles.length} pairs files, expected one per pairs file (same order) or one for all`)
+    }
+  }
 
   // Inputs: headers first, so a shape error costs nothing.
   let t = performance.now()
@@ -136,47 +168,53 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
     ...(options.embeddingIdCol !== undefined ? { idCol: options.embeddingIdCol } : {}),
     ...(options.embeddingCol !== undefined ? { vectorCol: options.embeddingCol } : {}),
   }
-  const qHeader = await readEmbeddingHeader(options.queryEmbeddings, embeddingFile)
-  const pHeader = await readEmbeddingHeader(options.positiveEmbeddings, embeddingFile)
-  const pairs = await collectPairs({
-    file: options.pairs,
-    ...pick(options, ['format', 'preset', 'idCol', 'queryCol', 'positiveCol', 'groupCol', 'carry']),
-  })
-  if (pairs.length === 0) throw new HardnegError('E_EMPTY', 'no data rows, expected at least 1', { file: options.pairs })
+  const qHeaders = await Promise.all(queryFiles.map((f) => readEmbeddingHeader(f, embeddingFile)))
+  const pHeaders = await Promise.all(positiveFiles.map((f) => readEmbeddingHeader(f, embeddingFile)))
+  const dim = (qHeaders[0] as EmbeddingHeader).dim
+  const files = await readPairFiles(pairFiles, options)
+  const pairs = files.flatMap((f) => f.pairs)
   options.onProgress?.({ phase: 'read', done: pairs.length, total: pairs.length })
-  checkEmbeddingShape(qHeader, { rows: pairs.length, rowsFrom: options.pairs })
-  checkEmbeddingShape(pHeader, { rows: pairs.length, rowsFrom: options.pairs, dim: qHeader.dim, dimFrom: options.queryEmbeddings })
+  const embeddingSet = (headers: EmbeddingHeader[]): EmbeddingSet =>
+    new EmbeddingSet(
+      headers.length === 1
+        ? [{ header: headers[0] as EmbeddingHeader, firstRow: 0, rows: pairs.length, ids: pairs.map((p) => p.id), idsFrom: pairFiles.join(', ') }]
+        : headers.map((header, i) => {
+            const f = files[i] as PairFile
+            return { header, firstRow: f.firstRow, rows: f.pairs.length, ids: f.pairs.map((p) => p.id), idsFrom: f.file }
+          }),
+      embeddingFile,
+      dim,
+    )
+  const querySet = embeddingSet(qHeaders)
+  const positiveSet = embeddingSet(pHeaders)
+  // Ids of files keyed by id are matched now, before any output exists; the loads below reuse the match.
+  await querySet.check(queryFiles[0] as string)
+  await positiveSet.check(queryFiles[0] as string)
   let corpus: CorpusRecord[] = []
-  let cHeader: EmbeddingHeader | undefined
+  let corpusSet: EmbeddingSet | undefined
   if (options.corpus !== undefined && options.corpusEmbeddings !== undefined) {
-    cHeader = await readEmbeddingHeader(options.corpusEmbeddings, embeddingFile)
+    const cHeader = await readEmbeddingHeader(options.corpusEmbeddings, embeddingFile)
     corpus = await readCorpus({ file: options.corpus })
-    checkEmbeddingShape(cHeader, { rows: corpus.length, rowsFrom: options.corpus, dim: qHeader.dim, dimFrom: options.queryEmbeddings })
+    corpusSet = new EmbeddingSet([{ header: cHeader, firstRow: 0, rows: corpus.length, ids: corpus.map((c) => c.id), idsFrom: options.corpus }], embeddingFile, dim)
+    await corpusSet.check(queryFiles[0] as string)
   }
-  // Files keyed by id return their rows in pair (corpus) order; the others ignore the ids.
-  const pairIds = pairs.map((p) => p.id)
-  const corpusIds = corpus.map((c) => c.id)
-  const pairRows = (file: string, rows: Int32Array | number[]): Promise<EmbeddingMatrix> =>
-    loadEmbeddingMatrix({ file, rows, ids: pairIds, idsFrom: options.pairs, ...embeddingFile })
-  const corpusRows = (file: string, rows: Int32Array | number[]): Promise<EmbeddingMatrix> =>
-    loadEmbeddingMatrix({ file, rows, ids: corpusIds, ...(options.corpus !== undefined ? { idsFrom: options.corpus } : {}), ...embeddingFile })
-  // Match the ids of files keyed by id now, before any output exists; the loads below reuse the match.
-  for (const [header, load] of [[qHeader, pairRows], [pHeader, pairRows], [cHeader, corpusRows]] as const) {
-    if (header?.idCol !== undefined) await load(header.file, [])
+  const withImages = pairs.some((p) => p.queryImage !== '' || p.positiveImage !== '')
+  if (outputFormat === 'mmeb' && options.carry !== undefined && options.carry.length > 0) {
+    throw new HardnegError('E_BAD_OPTION', "carry: not available with outputFormat 'mmeb', expected MMEB-train's columns only")
   }
   t = lap('read', t)
 
   const staging = await openOutput(options.out, options.overwrite ?? false)
   try {
     const inputs = []
-    const files: [string, string | undefined][] = [
-      ['pairs', options.pairs],
-      ['query-embeddings', options.queryEmbeddings],
-      ['positive-embeddings', options.positiveEmbeddings],
+    const described: [string, string | undefined][] = [
+      ...pairFiles.map((f): [string, string] => ['pairs', f]),
+      ...queryFiles.map((f): [string, string] => ['query-embeddings', f]),
+      ...positiveFiles.map((f): [string, string] => ['positive-embeddings', f]),
       ['corpus', options.corpus],
       ['corpus-embeddings', options.corpusEmbeddings],
     ]
-    const present = files.filter((f): f is [string, string] => f[1] !== undefined)
+    const present = described.filter((f): f is [string, string] => f[1] !== undefined)
     for (const [role, file] of present) {
       inputs.push(await describeInput(role, file))
       options.onProgress?.({ phase: 'hash', done: inputs.length, total: present.length })
@@ -184,9 +222,30 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
     t = lap('hash', t)
 
     const stats = new MiningStats()
-    const groups = groupPairs(pairs)
+    let images: PairImages | undefined
+    let kept = pairs
+    if (withImages) {
+      images = await hashPairImages(files, {
+        root: options.imageRoot ?? path.dirname(pairFiles[0] as string),
+        cache: path.join(options.out, IMAGE_CACHE_FILE),
+        onBadImage,
+        ...(options.onProgress ? { onProgress: (done: number, total: number) => options.onProgress?.({ phase: 'images', done, total }) } : {}),
+      })
+      const bad = images.badRows
+      if (bad.size > 0) {
+        kept = pairs.filter((p) => !bad.has(p.row))
+        for (const p of pairs) if (bad.has(p.row)) stats.recordBadImage(p.group)
+      }
+      t = lap('images', t)
+    }
+    const duplicates = images
+      ? createDuplicateCheck({ hashOf: (p) => images?.byPath.get(p)?.hash, maxDistance: imageDupDistance })
+      : undefined
+    const poolOptions: PoolOptions = images ? { imageKey: (p) => images?.byPath.get(p)?.sha256 ?? missingImage(p) } : {}
+
+    const groups = groupPairs(kept)
     const methods = new Set<SearchMethod>()
-    const carriedColumns = carriedColumnsOf(pairs)
+    const carriedColumns = outputFormat === 'unime-v2' ? [] : carriedColumnsOf(kept)
     const hnsw: HnswParams = { m: options.m ?? 16, ef: options.ef ?? 128, efConstruction: options.efConstruction ?? 200 }
     let searched = 0
     let loadedGroups = 0
@@ -194,17 +253,16 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
     async function* allRows(): AsyncGenerator<MinedRow> {
       for (const [group, members] of groups) {
         let tg = performance.now()
-        const pool = buildPool(group, members, corpus)
+        const pool = buildPool(group, members, corpus, poolOptions)
         const rows = Int32Array.from(members, (p) => p.row)
-        const queries = await pairRows(options.queryEmbeddings, rows)
-        const positives = await pairRows(options.positiveEmbeddings, rows)
-        const poolVectors = await loadPoolVectors(pool.entries, (r) => pairRows(options.positiveEmbeddings, r),
-          options.corpusEmbeddings === undefined ? undefined : (r) => corpusRows(options.corpusEmbeddings!, r), qHeader.dim)
-        const owners = rules.querySim !== undefined ? await loadOwners(pool.entries, (r) => pairRows(options.queryEmbeddings, r), qHeader.dim) : undefined
+        const queries = await querySet.load(rows)
+        const positives = await positiveSet.load(rows)
+        const poolVectors = await loadPoolVectors(pool.entries, (r) => positiveSet.load(r), corpusSet ? (r) => corpusSet.load(r) : undefined, dim)
+        const owners = rules.querySim !== undefined ? await loadOwners(pool.entries, (r) => querySet.load(r), dim) : undefined
         tg = lap('load', tg)
         loadedGroups++
         options.onProgress?.({ phase: 'load', done: loadedGroups, total: groups.size, group })
-        const flop = 2 * members.length * pool.entries.length * qHeader.dim
+        const flop = 2 * members.length * pool.entries.length * dim
         const chosen: SearchMethod = method === 'auto' ? (flop <= AUTO_EXACT_MAX_FLOP ? 'exact' : 'hnsw') : method
         methods.add(chosen)
         const mined = mineGroup({
@@ -215,6 +273,7 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
           poolVectors,
           ...(owners ? { owners } : {}),
           rules,
+          ...(duplicates ? { duplicates, images: true } : {}),
           select,
           search: chosen,
           hnsw,
@@ -222,7 +281,7 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
           onIndex: (done, total) => options.onProgress?.({ phase: 'index', done, total, group }),
           onRows: (n) => {
             searched += n
-            options.onProgress?.({ phase: 'search', done: searched, total: pairs.length, group })
+            options.onProgress?.({ phase: 'search', done: searched, total: kept.length, group })
           },
           onOutcome: (row, outcome, pair, removed) => stats.record(pair.group, row, outcome, removed),
         })
@@ -231,10 +290,11 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
       }
     }
 
-    const shards = await writeShards(allRows(), {
+    const shards = await writeRowsAs(outputFormat, allRows(), {
       dir: staging,
-      shardRows: options.shardRows ?? 100000,
+      ...(options.shardRows !== undefined ? { shardRows: options.shardRows } : {}),
       carriedColumns,
+      images: withImages,
     })
     t = performance.now()
     await commitOutput(options.out, staging, shards.map((s) => s.file))
@@ -245,7 +305,7 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
       tool: { name: 'hardneg', version: await toolVersion() },
       createdAt: new Date().toISOString(),
       inputs,
-      options: effectiveOptions(options, rules, select, method, hnsw),
+      options: effectiveOptions(options, rules, select, method, hnsw, { outputFormat, onBadImage, imageDupDistance, withImages }),
       search: {
         method: methods.has('hnsw') ? 'hnsw' : 'exact',
         falseNegativeCounts: methods.has('hnsw') ? 'fetched-candidates' : 'whole-pool',
@@ -255,6 +315,7 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
       counts,
       groups: groupCounts,
       scores: { positive: positiveScores, negative: negativeScores },
+      ...(images ? { images: images.summary } : {}),
       timings,
     }
     await writeManifest(options.out, manifest)
@@ -263,6 +324,103 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
     await abandonOutput(staging)
     throw err
   }
+}
+
+/** One pairs file as read: its pairs numbered from `firstRow` across all files. */
+interface PairFile {
+  file: string // as the user gave it
+  firstRow: number // row of its first pair across all pairs files
+  pairs: PairRecord[] // its pairs; `row` is the row across all files
+}
+
+/** Reads every pairs file; with several, a pair without a group takes its file's subset name. */
+async function readPairFiles(pairFiles: readonly string[], options: MineOptions): Promise<PairFile[]> {
+  const files: PairFile[] = []
+  let firstRow = 0
+  for (const file of pairFiles) {
+    const pairs = await collectPairs({
+      file,
+      ...pick(options, ['format', 'preset', 'idCol', 'queryCol', 'positiveCol', 'groupCol', 'carry', 'queryImageCol', 'positiveImageCol']),
+    })
+    if (pairs.length === 0) throw new HardnegError('E_EMPTY', 'no data rows, expected at least 1', { file })
+    const subset = pairFiles.length > 1 ? subsetName(file) : ''
+    for (const p of pairs) {
+      p.row += firstRow
+      // Ids stay unique across files: the row number across all of them.
+      if (options.idCol === undefined) p.id = String(p.row)
+      if (p.group === '') p.group = subset
+      if (options.globalPool) p.group = ''
+    }
+    files.push({ file, firstRow, pairs })
+    firstRow += pairs.length
+  }
+  return files
+}
+
+/**
+ * The subset a pairs file holds, named after the file: `MSCOCO_i2t.parquet` ->
+ * MSCOCO_i2t; a Hugging Face shard name (`train-00000-of-00001.parquet`) takes its
+ * folder's name, as MMEB-train ships one folder per subset.
+ */
+export function subsetName(file: string): string {
+  const base = path.basename(file).replace(/\.[^.]*$/, '')
+  if (/-\d{5}-of-\d{5}$/.test(base)) return path.basename(path.dirname(path.resolve(file)))
+  return base
+}
+
+function listOf(name: string, value: string | readonly string[]): string[] {
+  const list = typeof value === 'string' ? [value] : [...value]
+  if (list.length === 0) throw new HardnegError('E_BAD_OPTION', `${name}: no files, expected at least one`)
+  return list
+}
+
+/** The images of a run: hashes by path as written, and the pair rows to drop. */
+interface PairImages {
+  byPath: Map<string, HashedImage> // image path as written -> its decode and hashes
+  badRows: Set<number> // pair rows with a bad image (only with onBadImage 'skip')
+  summary: { root: string; distinct: number; decoded: number; cached: number; cache: string; badRows: number } // for the manifest
+}
+
+async function hashPairImages(
+  files: readonly PairFile[],
+  options: { root: string; cache: string; onBadImage: 'error' | 'skip'; onProgress?: (done: number, total: number) => void },
+): Promise<PairImages> {
+  const refs: (ImageRef & { pairRow: number })[] = []
+  for (const f of files) {
+    for (const p of f.pairs) {
+      const row = p.row - f.firstRow + 1
+      if (p.queryImage !== '') refs.push({ path: p.queryImage, file: f.file, row, role: 'query', pairRow: p.row })
+      if (p.positiveImage !== '') refs.push({ path: p.positiveImage, file: f.file, row, role: 'positive', pairRow: p.row })
+    }
+  }
+  const result = await hashImages(refs, {
+    root: options.root,
+    cache: options.cache,
+    onBadImage: options.onBadImage,
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+  })
+  const byPath = new Map<string, HashedImage>()
+  refs.forEach((ref, i) => {
+    const image = result.images[i]
+    if (image && !byPath.has(ref.path)) byPath.set(ref.path, image)
+  })
+  const badRows = new Set(result.bad.map((b) => (refs[b.index] as { pairRow: number }).pairRow))
+  return {
+    byPath,
+    badRows,
+    summary: {
+      root: path.resolve(options.root),
+      distinct: result.distinct,
+      decoded: result.decoded,
+      cached: result.cached,
+      cache: result.cache,
+      badRows: badRows.size,
+    },
+  }
+}
+
+function missingImage(imagePath: string): never {
+  throw new Error(`image '${imagePath}' was not hashed`)
 }
 
 function checkPositiveInt(name: string, value: number | undefined): void {
@@ -342,9 +500,19 @@ function effectiveOptions(
   select: SelectOptions,
   method: string,
   hnsw: HnswParams,
+  more: { outputFormat: OutputFormat; onBadImage: string; imageDupDistance: number; withImages: boolean },
 ): Record<string, unknown> {
   const { onProgress: _progress, ...rest } = options
-  return { ...rest, ...rules, ...select, search: method, ...(method !== 'exact' ? hnsw : {}) }
+  const { withImages, ...output } = more
+  return {
+    ...rest,
+    ...rules,
+    ...select,
+    search: method,
+    ...(method !== 'exact' ? hnsw : {}),
+    outputFormat: output.outputFormat,
+    ...(withImages ? { onBadImage: output.onBadImage, imageDupDistance: output.imageDupDistance, imageRoot: options.imageRoot ?? path.dirname(listOf('pairs', options.pairs)[0] as string) } : {}),
+  }
 }
 
 let version: string | undefined

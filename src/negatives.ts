@@ -2,13 +2,14 @@
  * Mining one group: score its queries against its pool, drop false negatives, pick k
  * hard negatives per query and pad. Yields output rows in the group's input order.
  */
+import type { DuplicateCheck } from './duplicates.js'
 import { scoreCeiling, type FalseNegativeRules } from './filters.js'
-import { EXCLUDE_WIDTH, writeExclusions, type CandidatePool } from './pool.js'
+import { EXCLUDE_WIDTH, writeExclusions, type CandidatePool, type PoolEntry } from './pool.js'
 import { createExactSearcher } from './search/exact.js'
 import { createHnswSearcher, dotRows } from './search/hnsw.js'
 import type { QueryBatch, SearchResult } from './search/_topk.js'
 import { candidatesNeeded, selectNegatives, type SelectOptions, type SelectOutcome } from './select.js'
-import type { EmbeddingMatrix, MinedRow, PairRecord } from './types.js'
+import type { EmbeddingMatrix, FalseNegativeCounts, MinedRow, PairRecord } from './types.js'
 
 /** How candidates are scored: exact blocked matrix multiply, or an HNSW graph. */
 export type SearchMethod = 'exact' | 'hnsw'
@@ -29,6 +30,8 @@ export interface MineGroupOptions {
   poolVectors: EmbeddingMatrix // L2-normalised candidate vectors, row j belongs to pool.entries[j]
   owners?: EmbeddingMatrix // per pool entry, its owning query's vector (NaN row for corpus); needed by rules.querySim
   rules: FalseNegativeRules // false-negative rules
+  duplicates?: DuplicateCheck // image and text duplicate rules of a run with images (default: none)
+  images?: boolean // rows carry queryImage, positiveImage and negImages (default false)
   select: SelectOptions // k, sampling and pad policy
   search: SearchMethod // exact or hnsw
   hnsw?: HnswParams // hnsw parameters (defaults above)
@@ -37,8 +40,11 @@ export interface MineGroupOptions {
   poolBlockRows?: number // pool rows scored per call in exact search (default 16384); results do not depend on it
   onRows?: (rows: number) => void // called after each block with the number of queries done in it
   onIndex?: (done: number, total: number) => void // hnsw: pool vectors inserted into the graph so far
-  onOutcome?: (row: MinedRow | null, outcome: SelectOutcome, pair: PairRecord, removed: number) => void // every query's outcome (row null when dropped) and its false-negative count
+  onOutcome?: (row: MinedRow | null, outcome: SelectOutcome, pair: PairRecord, removed: FalseNegativeCounts) => void // every query's outcome (row null when dropped) and its false negatives by rule
 }
+
+/** Candidates fetched beyond those needed when duplicate rules may remove some: 2 x needed + this. */
+const DUPLICATE_SLACK = 8
 
 /**
  * Mines one group. Rows dropped by the pad policy are not yielded (see `onOutcome`).
@@ -49,13 +55,17 @@ export interface MineGroupOptions {
  * }
  */
 export async function* mineGroup(options: MineGroupOptions): AsyncGenerator<MinedRow> {
-  const { pairs, queries, positives, pool, poolVectors, rules, select } = options
+  const { pairs, queries, positives, pool, poolVectors, rules, select, duplicates } = options
   const dim = queries.dim
+  const poolSize = pool.entries.length
+  const needed = candidatesNeeded(select)
   // Never more than the pool holds: keep sizes per-query buffers.
-  const keep = Math.max(1, Math.min(candidatesNeeded(select), pool.entries.length))
+  const keep = Math.max(1, Math.min(duplicates ? 2 * needed + DUPLICATE_SLACK : needed, poolSize))
+  const splitMargin = rules.maxScore !== undefined || rules.relativeMargin !== undefined || rules.posSim !== undefined || rules.querySim !== undefined
   const common = {
     pool: poolVectors,
     keep,
+    splitMargin,
     ...(rules.posSim !== undefined ? { posSimMax: rules.posSim } : {}),
     ...(rules.querySim !== undefined && options.owners ? { querySimMax: rules.querySim, owners: options.owners } : {}),
   }
@@ -77,6 +87,7 @@ export async function* mineGroup(options: MineGroupOptions): AsyncGenerator<Mine
         queries: queries.data.subarray(start * dim, (start + rows) * dim),
         positives: positives.data.subarray(start * dim, (start + rows) * dim),
         caps: new Float32Array(rows),
+        ...(splitMargin ? { marginCaps: new Float32Array(rows) } : {}),
         exclude: new Int32Array(rows * EXCLUDE_WIDTH),
         excludeWidth: EXCLUDE_WIDTH,
       }
@@ -84,15 +95,32 @@ export async function* mineGroup(options: MineGroupOptions): AsyncGenerator<Mine
       for (let i = 0; i < rows; i++) {
         posScores[i] = dotRows(queries.data, start + i, positives.data, start + i, dim)
         batch.caps[i] = scoreCeiling(posScores[i] as number, rules)
+        if (batch.marginCaps) batch.marginCaps[i] = scoreCeiling(posScores[i] as number, { threshold: rules.threshold })
         writeExclusions(pool, pairs[start + i] as PairRecord, batch.exclude, i * EXCLUDE_WIDTH)
       }
       const results = await searcher.search(batch)
       for (let i = 0; i < rows; i++) {
         const pair = pairs[start + i] as PairRecord
-        const result = results[i] as SearchResult
+        let result = results[i] as SearchResult
+        const counts: FalseNegativeCounts = { margin: 0, other: 0, imageDuplicate: 0, textDuplicate: 0 }
+        if (duplicates) {
+          let fetched = keep
+          let served = serveDistinct(result, pair, pool, needed, duplicates)
+          // Duplicates ate into the list and the search may hold more: fetch deeper for this query alone.
+          while (served.result.index.length < needed && result.index.length >= fetched && fetched < poolSize) {
+            fetched = Math.min(poolSize, fetched * 4)
+            result = (await searcher.search(sliceBatch(batch, i), fetched))[0] as SearchResult
+            served = serveDistinct(result, pair, pool, needed, duplicates)
+          }
+          result = served.result
+          counts.imageDuplicate = served.imageDuplicate
+          counts.textDuplicate = served.textDuplicate
+        }
+        counts.margin = result.removedByMargin
+        counts.other = result.removed - result.removedByMargin
         const { picks, outcome } = selectNegatives(result.index.length, pair.row, select)
-        const row = outcome === 'dropped' ? null : toRow(pair, posScores[i] as number, result, picks, pool)
-        options.onOutcome?.(row, outcome, pair, result.removed)
+        const row = outcome === 'dropped' ? null : toRow(pair, posScores[i] as number, result, picks, pool, counts, options.images ?? false)
+        options.onOutcome?.(row, outcome, pair, counts)
         if (row) yield row
       }
       options.onRows?.(rows)
@@ -102,16 +130,65 @@ export async function* mineGroup(options: MineGroupOptions): AsyncGenerator<Mine
   }
 }
 
-function toRow(pair: PairRecord, posScore: number, result: SearchResult, picks: number[], pool: CandidatePool): MinedRow {
+/**
+ * The ranked candidates with duplicates of the query or positive taken out, down to the
+ * `needed`-th one served; duplicates further down are never looked at (they could not
+ * be served) and not counted.
+ */
+function serveDistinct(result: SearchResult, pair: PairRecord, pool: CandidatePool, needed: number, isDuplicate: DuplicateCheck) {
+  const index: number[] = []
+  const score: number[] = []
+  let imageDuplicate = 0
+  let textDuplicate = 0
+  for (let j = 0; j < result.index.length && index.length < needed; j++) {
+    const c = result.index[j] as number
+    const rule = isDuplicate(pair, pool.entries[c] as PoolEntry)
+    if (rule === 'image_duplicate') imageDuplicate++
+    else if (rule === 'text_duplicate') textDuplicate++
+    else {
+      index.push(c)
+      score.push(result.score[j] as number)
+    }
+  }
+  const served: SearchResult = { index: Int32Array.from(index), score: Float32Array.from(score), removed: result.removed, removedByMargin: result.removedByMargin }
+  return { result: served, imageDuplicate, textDuplicate }
+}
+
+/** Row `i` of a batch as a batch of its own. */
+function sliceBatch(batch: QueryBatch, i: number): QueryBatch {
+  const { dim, excludeWidth: e } = batch
+  return {
+    rows: 1,
+    dim,
+    queries: batch.queries.subarray(i * dim, (i + 1) * dim),
+    ...(batch.positives ? { positives: batch.positives.subarray(i * dim, (i + 1) * dim) } : {}),
+    caps: batch.caps.subarray(i, i + 1),
+    ...(batch.marginCaps ? { marginCaps: batch.marginCaps.subarray(i, i + 1) } : {}),
+    exclude: batch.exclude.subarray(i * e, (i + 1) * e),
+    excludeWidth: e,
+  }
+}
+
+function toRow(
+  pair: PairRecord,
+  posScore: number,
+  result: SearchResult,
+  picks: number[],
+  pool: CandidatePool,
+  counts: FalseNegativeCounts,
+  images: boolean,
+): MinedRow {
   const negatives: string[] = []
   const negIds: string[] = []
   const negScores: number[] = []
+  const negImages: string[] = []
   for (const p of picks) {
     const entry = pool.entries[result.index[p] as number]
     if (!entry) throw new Error(`pool index ${result.index[p]} out of range`)
     negatives.push(entry.text)
     negIds.push(entry.id)
     negScores.push(result.score[p] as number)
+    negImages.push(entry.image)
   }
   return {
     id: pair.id,
@@ -123,7 +200,8 @@ function toRow(pair: PairRecord, posScore: number, result: SearchResult, picks: 
     negIds,
     negScores,
     nValid: new Set(picks).size,
-    nFalseNegatives: result.removed,
+    nFalseNegatives: counts.margin + counts.other + counts.imageDuplicate + counts.textDuplicate,
     carried: pair.carried,
+    ...(images ? { queryImage: pair.queryImage, positiveImage: pair.positiveImage, negImages } : {}),
   }
 }

@@ -9,7 +9,7 @@ import path from 'node:path'
 import { HardnegError } from './errors.js'
 import { MANIFEST_FILE } from './manifest.js'
 
-const SHARD_PATTERN = /^part-\d{5,}\.parquet$/
+const SHARD_PATTERN = /^part-\d{5,}\.(parquet|jsonl)$/
 const STAGING_PREFIX = '.hardneg-staging-'
 
 /**

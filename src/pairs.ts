@@ -49,10 +49,7 @@ export const PRESETS: Readonly<Record<PresetName, Readonly<PairPreset>>> = Objec
     queryCol: 'qry',
     positiveCol: 'pos_text',
     groupCol: 'subset',
-    carry: Object.freeze([
-      { from: 'qry_image_path', to: 'qry_image_path', optional: true },
-      { from: 'pos_image_path', to: 'pos_image_path', optional: true },
-    ]),
+    carry: Object.freeze([]),
     queryImageCol: 'qry_image_path',
     positiveImageCol: 'pos_image_path',
   }),
@@ -76,6 +73,10 @@ export interface ReadPairsOptions {
   groupCol?: string
   /** Extra columns copied to the output under the same name, after the preset's (default: none). */
   carry?: readonly string[]
+  /** Column holding the query's image path; where non-empty, an empty query text is allowed (default: the preset's, e.g. mmeb's qry_image_path, used when the file has it; else none). */
+  queryImageCol?: string
+  /** Column holding the positive's image path, as queryImageCol (default: the preset's, e.g. mmeb's pos_image_path). */
+  positiveImageCol?: string
 }
 
 const FORMATS: readonly PairsFormat[] = ['csv', 'tsv', 'jsonl', 'parquet']
@@ -127,7 +128,7 @@ export async function collectPairs(options: ReadPairsOptions): Promise<PairRecor
   return pairs
 }
 
-type Role = 'id' | 'query' | 'positive' | 'group' | 'carried value'
+type Role = 'id' | 'query' | 'positive' | 'group' | 'carried value' | 'image path'
 
 /** Where a column name came from, quoted when the file lacks it. */
 interface ColumnWish {
@@ -144,12 +145,12 @@ interface ReadPlan {
   group: ColumnWish | undefined
   groupOptional: boolean // preset group: used only if present
   carry: (PresetCarry & { source: string })[]
-  queryImage: string | undefined
-  positiveImage: string | undefined
+  queryImage: (ColumnWish & { optional: boolean }) | undefined // a preset's image column is used only if present
+  positiveImage: (ColumnWish & { optional: boolean }) | undefined
 }
 
 function planRead(options: ReadPairsOptions): ReadPlan {
-  const { file, idCol, queryCol, positiveCol, groupCol, carry = [] } = options
+  const { file, idCol, queryCol, positiveCol, groupCol, carry = [], queryImageCol, positiveImageCol } = options
   if (typeof file !== 'string' || file === '') {
     throw new HardnegError('E_BAD_OPTION', `file is ${JSON.stringify(file)}, expected a path`)
   }
@@ -161,7 +162,11 @@ function planRead(options: ReadPairsOptions): ReadPlan {
   if (presetName !== undefined && !Object.hasOwn(PRESETS, presetName)) {
     throw new HardnegError('E_BAD_OPTION', `--preset '${presetName}', expected one of: ${Object.keys(PRESETS).join(', ')}`)
   }
-  for (const [flag, value] of [['--id-col', idCol], ['--query-col', queryCol], ['--positive-col', positiveCol], ['--group-col', groupCol]] as const) {
+  const flags = [
+    ['--id-col', idCol], ['--query-col', queryCol], ['--positive-col', positiveCol], ['--group-col', groupCol],
+    ['--query-image-col', queryImageCol], ['--positive-image-col', positiveImageCol],
+  ] as const
+  for (const [flag, value] of flags) {
     if (value === '') throw new HardnegError('E_BAD_OPTION', `${flag} is empty, expected a column name`)
   }
   if (carry.some(name => name === '')) {
@@ -174,6 +179,12 @@ function planRead(options: ReadPairsOptions): ReadPlan {
     if (given !== undefined) return { name: given, source: `from ${flag}` }
     if (presetValue !== undefined) return { name: presetValue, source: fromPreset }
     return { name: fallback, source: `the default; choose with ${flag} or --preset` }
+  }
+  // A preset's image column may be absent (a text-only subset); a named one must exist.
+  const imageWish = (flag: string, given: string | undefined, presetValue: string | undefined): ReadPlan['queryImage'] => {
+    if (given !== undefined) return { name: given, source: `from ${flag}`, optional: false }
+    if (presetValue !== undefined) return { name: presetValue, source: fromPreset, optional: true }
+    return undefined
   }
   let groupWish: ColumnWish | undefined
   if (groupCol !== undefined) groupWish = { name: groupCol, source: 'from --group-col' }
@@ -190,8 +201,8 @@ function planRead(options: ReadPairsOptions): ReadPlan {
       ...(preset?.carry ?? []).map(c => ({ ...c, source: fromPreset })),
       ...carry.map(name => ({ from: name, to: name, optional: false, source: 'from --carry' })),
     ],
-    queryImage: preset?.queryImageCol,
-    positiveImage: preset?.positiveImageCol,
+    queryImage: imageWish('--query-image-col', queryImageCol, preset?.queryImageCol),
+    positiveImage: imageWish('--positive-image-col', positiveImageCol, preset?.positiveImageCol),
   }
 }
 
@@ -200,7 +211,7 @@ function formatFromName(file: string): PairsFormat {
   const format = EXTENSIONS[ext]
   if (format !== undefined) return format
   const found = ext === '' ? 'no extension' : `extension '${ext}'`
-  throw new HardnegError('E_BAD_FILE', `${found}, expected .csv, .tsv, .jsonl, .json, .ndjson or .parquet (or set --format)`, { file })
+  throw new HardnegError('E_BAD_FILE', `${found}, expected .csv, .tsv, .jsonl, .json, .ndjson or .parquet (or set --pairs-format)`, { file })
 }
 
 async function openSource(file: string, format: PairsFormat): Promise<PairSource> {
@@ -255,7 +266,9 @@ function layoutColumns(plan: ReadPlan, columns: readonly string[]): Layout {
     const index = c.optional ? optional(c.from) : need('carried', { name: c.from, source: c.source })
     if (index >= 0) carry.push({ index, to: c.to })
   }
-  return { select, id, query, positive, group, carry, queryImage: optional(plan.queryImage), positiveImage: optional(plan.positiveImage) }
+  const image = (wish: ReadPlan['queryImage'], role: string): number =>
+    wish === undefined ? -1 : wish.optional ? optional(wish.name) : need(role, wish)
+  return { select, id, query, positive, group, carry, queryImage: image(plan.queryImage, 'query image'), positiveImage: image(plan.positiveImage, 'positive image') }
 }
 
 async function* iteratePairs(plan: ReadPlan): AsyncGenerator<PairRecord> {
@@ -314,7 +327,14 @@ function toPair({ place, values }: SourceRow, row: number, layout: Layout, plan:
     carried[to] = value as CellValue
   }
 
-  return { row, id, query, positive, group, carried }
+  const imagePath = (index: number): string => {
+    if (index < 0) return ''
+    const value = values[index]
+    if (value === null || value === undefined || typeof value === 'string') return value ?? ''
+    return fail('image path', index, describe(value), 'a string path or empty')
+  }
+
+  return { row, id, query, positive, group, carried, queryImage: imagePath(layout.queryImage), positiveImage: imagePath(layout.positiveImage) }
 }
 
 function hasImage(value: unknown): boolean {

@@ -32,6 +32,7 @@ export interface WriteShardsOptions {
   compression?: ShardCompression // column chunk codec (default 'snappy'; 'gzip' gives ~37% smaller files for ~20% more CPU, see docs/decisions-parquet-write.md)
   carriedColumns: readonly CarriedColumn[] // carried columns in output order, after the mined columns; values from `MinedRow.carried`, nullable ([] for none)
   extraColumns?: readonly ShardColumn[] // further columns after the carried ones, e.g. image paths of a multimodal dataset (default none)
+  baseColumns?: readonly ShardColumn[] // the leading columns, in place of the mined ones, for another layout such as MMEB's (default: the mined columns; such shards are not read back by readShards)
   onShard?: (shard: ShardInfo) => void | Promise<void> // called, and awaited, after each shard is complete under its final name
 }
 
@@ -182,7 +183,7 @@ function resolveOptions(options: WriteShardsOptions) {
     shardRows,
     rowGroupRows,
     codec: CODECS[compression],
-    columns: shardColumns(options.carriedColumns, options.extraColumns ?? []),
+    columns: shardColumns(options.carriedColumns, options.extraColumns ?? [], options.baseColumns),
     onShard: options.onShard,
   }
 }

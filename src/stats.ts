@@ -3,17 +3,19 @@
  * end-of-run summary and the manifest.
  */
 import type { SelectOutcome } from './select.js'
-import type { MinedRow } from './types.js'
+import type { FalseNegativeCounts, MinedRow } from './types.js'
 
 /** Counts for one group (or for the whole run). */
 export interface GroupCounts {
   rowsIn: number // pairs read
   rowsOut: number // rows written
   falseNegatives: number // pool candidates removed by the rules, summed over queries
+  falseNegativesByRule: FalseNegativeCounts // the same, by the rule that removed them
   queriesWithFalseNegatives: number // queries with at least one candidate removed
   padded: number // rows padded to k by repeating negatives
   short: number // rows kept with fewer than k negatives (--pad none)
   dropped: number // rows dropped for having fewer than k negatives
+  badImageRows: number // rows dropped before mining for a missing or undecodable image (--on-bad-image skip)
 }
 
 /** Percentiles of a score distribution (null when it is empty). */
@@ -31,14 +33,24 @@ export interface ScoreSummary {
 
 /** What a run's summary says. */
 export interface MineSummary extends GroupCounts {
-  falseNegativeQueryShare: number // UniME's FalseNeg%: share of queries with a false negative filtered, 0..1
+  falseNegativeQueryShare: number // UniME's FalseNeg%: share of mined queries with a false negative filtered, 0..1
   positiveScores: ScoreSummary // sim(query, positive) over written rows
   negativeScores: ScoreSummary // sim(query, negative) over distinct chosen negatives
   groups: Record<string, GroupCounts> // per group, by name ('' = global)
 }
 
 function emptyCounts(): GroupCounts {
-  return { rowsIn: 0, rowsOut: 0, falseNegatives: 0, queriesWithFalseNegatives: 0, padded: 0, short: 0, dropped: 0 }
+  return {
+    rowsIn: 0,
+    rowsOut: 0,
+    falseNegatives: 0,
+    falseNegativesByRule: { margin: 0, other: 0, imageDuplicate: 0, textDuplicate: 0 },
+    queriesWithFalseNegatives: 0,
+    padded: 0,
+    short: 0,
+    dropped: 0,
+    badImageRows: 0,
+  }
 }
 
 /** A growable float32 list; summaries need every score for exact percentiles. */
@@ -72,12 +84,15 @@ export class MiningStats {
   private readonly neg = new ScoreList()
 
   /** Records one query's outcome; `row` is null when the row was dropped. */
-  record(group: string, row: MinedRow | null, outcome: SelectOutcome, falseNegatives: number): void {
-    let g = this.groups.get(group)
-    if (!g) this.groups.set(group, (g = emptyCounts()))
-    for (const c of [this.total, g]) {
+  record(group: string, row: MinedRow | null, outcome: SelectOutcome, byRule: FalseNegativeCounts): void {
+    const falseNegatives = byRule.margin + byRule.other + byRule.imageDuplicate + byRule.textDuplicate
+    for (const c of [this.total, this.group(group)]) {
       c.rowsIn++
       c.falseNegatives += falseNegatives
+      c.falseNegativesByRule.margin += byRule.margin
+      c.falseNegativesByRule.other += byRule.other
+      c.falseNegativesByRule.imageDuplicate += byRule.imageDuplicate
+      c.falseNegativesByRule.textDuplicate += byRule.textDuplicate
       if (falseNegatives > 0) c.queriesWithFalseNegatives++
       if (outcome === 'padded') c.padded++
       else if (outcome === 'short') c.short++
@@ -89,11 +104,27 @@ export class MiningStats {
     for (let i = 0; i < row.nValid; i++) this.neg.push(row.negScores[i] as number)
   }
 
+  /** Records a pair dropped before mining because one of its images is bad; it counts as read. */
+  recordBadImage(group: string): void {
+    for (const c of [this.total, this.group(group)]) {
+      c.rowsIn++
+      c.badImageRows++
+    }
+  }
+
+  private group(name: string): GroupCounts {
+    let g = this.groups.get(name)
+    if (!g) this.groups.set(name, (g = emptyCounts()))
+    return g
+  }
+
   /** The summary so far. */
   summarise(): MineSummary {
+    const mined = this.total.rowsIn - this.total.badImageRows
     return {
       ...this.total,
-      falseNegativeQueryShare: this.total.rowsIn === 0 ? 0 : this.total.queriesWithFalseNegatives / this.total.rowsIn,
+      // Over the queries mined: rows dropped for a bad image were never searched.
+      falseNegativeQueryShare: mined === 0 ? 0 : this.total.queriesWithFalseNegatives / mined,
       positiveScores: this.pos.summarise(),
       negativeScores: this.neg.summarise(),
       groups: Object.fromEntries(this.groups),

@@ -12,6 +12,8 @@ export interface PairRecord {
   query: string // query text ('' when the query has no text)
   positive: string // positive text ('' when the positive has no text)
   group: string // pool group (from --group-col or the preset); '' = one global group
+  queryImage: string // query image path as written in the pairs file ('' = no image, or no image column)
+  positiveImage: string // positive image path as written ('' = no image)
   carried: Record<string, CellValue> // extra columns copied to the output, by output name
 }
 
@@ -46,4 +48,20 @@ export interface MinedRow {
   nValid: number // distinct negatives found before padding
   nFalseNegatives: number // pool candidates removed by the false-negative rules
   carried: Record<string, CellValue> // carried columns, by output name
+  queryImage?: string // query image path as written ('' = none); set in runs with images
+  positiveImage?: string // positive image path as written ('' = none); set in runs with images
+  negImages?: string[] // image path of each negative ('' = text-only), aligned with `negatives`; set in runs with images
+}
+
+/**
+ * One query's false negatives by the rule that removed them; a candidate several rules
+ * remove counts once, under the first of: margin, other, image duplicate, text duplicate
+ * (the score rules run over the whole pool in the search; the duplicate rules over the
+ * ranked survivors, down to the last negative served).
+ */
+export interface FalseNegativeCounts {
+  margin: number // UniME's margin rule: sim(q, c) > sim(q, pos) + threshold
+  other: number // --max-score, --relative-margin, --pos-sim, --query-sim
+  imageDuplicate: number // image a near-duplicate of the query's or positive's image
+  textDuplicate: number // same normalised text as the query or positive, one side without an image
 }

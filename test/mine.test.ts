@@ -20,7 +20,7 @@ const CIRCLE: [number, number][] = [
   [90, 200],
 ]
 
-async function circleDataset(dir: string): Promise<Pick<MineOptions, 'pairs' | 'queryEmbeddings' | 'positiveEmbeddings'>> {
+async function circleDataset(dir: string): Promise<{ pairs: string; queryEmbeddings: string; positiveEmbeddings: string }> {
   const pairs = path.join(dir, 'pairs.csv')
   await writeCsv(pairs, ['query', 'positive'], CIRCLE.map((_, i) => [`q${i}`, `p${i}`]))
   await writeNpy(path.join(dir, 'q.npy'), CIRCLE.map(([q]) => at(q)))

@@ -43,7 +43,7 @@ async function writeParquet(name: string, select: string, options = 'COMPRESSION
 }
 
 function pair(row: number, query: string, positive: string, more: Partial<PairRecord> = {}): PairRecord {
-  return { row, id: String(row), query, positive, group: '', carried: {}, ...more }
+  return { row, id: String(row), query, positive, group: '', queryImage: '', positiveImage: '', carried: {}, ...more }
 }
 
 /** Reject with a HardnegError whose code, whole message, file and row are all as given. */
@@ -95,7 +95,19 @@ describe('readPairs on CSV and TSV', () => {
   it('takes id, group and carried columns from the options', async () => {
     const file = await write('pairs.csv', 'id,q,p,g,score\na7,q,p,g1,0.5\n')
     const pairs = await collectPairs({ file, idCol: 'id', queryCol: 'q', positiveCol: 'p', groupCol: 'g', carry: ['score', 'id'] })
-    expect(pairs).toEqual([{ row: 0, id: 'a7', query: 'q', positive: 'p', group: 'g1', carried: { score: '0.5', id: 'a7' } }])
+    expect(pairs).toEqual([{ row: 0, id: 'a7', query: 'q', positive: 'p', group: 'g1', queryImage: '', positiveImage: '', carried: { score: '0.5', id: 'a7' } }])
+  })
+
+  it('takes image path columns from --query-image-col/--positive-image-col; a named one must exist', async () => {
+    const file = await write('pairs.csv', 'q,qi,p,pi\nfind it,,,img/1.jpg\n,img/2.jpg,a caption,\n')
+    expect(await collectPairs({ file, queryCol: 'q', positiveCol: 'p', queryImageCol: 'qi', positiveImageCol: 'pi' })).toEqual([
+      pair(0, 'find it', '', { positiveImage: 'img/1.jpg' }),
+      pair(1, '', 'a caption', { queryImage: 'img/2.jpg' }),
+    ])
+    await expectError(
+      { file, queryCol: 'q', positiveCol: 'p', queryImageCol: 'image' }, 'E_MISSING_COLUMN',
+      `${file}: query image column 'image' (from --query-image-col) not found, columns are: q,qi,p,pi`,
+    )
   })
 
   it('simcse preset: sent0/sent1, hard_neg carried as orig_hard_neg', async () => {
@@ -114,8 +126,8 @@ describe('readPairs on CSV and TSV', () => {
   it('mmeb preset: an empty text is allowed where that side has an image', async () => {
     const file = await write('mmeb.csv', 'qry,qry_image_path,pos_text,pos_image_path\nfind it,,,img/1.jpg\n,img/2.jpg,a caption,\n')
     expect(await collectPairs({ file, preset: 'mmeb' })).toEqual([
-      pair(0, 'find it', '', { carried: { qry_image_path: '', pos_image_path: 'img/1.jpg' } }),
-      pair(1, '', 'a caption', { carried: { qry_image_path: 'img/2.jpg', pos_image_path: '' } }),
+      pair(0, 'find it', '', { positiveImage: 'img/1.jpg' }),
+      pair(1, '', 'a caption', { queryImage: 'img/2.jpg' }),
     ])
   })
 
@@ -143,6 +155,8 @@ describe('readPairs on the SNLI triplets (SimCSE layout)', () => {
       query: 'This church choir sings to the masses as they sing joyous songs from the book at a church.',
       positive: 'The church is filled with song.',
       group: '',
+      queryImage: '',
+      positiveImage: '',
       carried: { orig_hard_neg: 'A choir singing at a baseball game.' },
     })
     expect(pairs[49]?.query).toBe('"Many people standing outside of a place talking to each other in front of a building that has a sign that says ""HI-POINTE."""')
@@ -181,7 +195,9 @@ describe('readPairs on Parquet', () => {
       query: 'Find me an everyday image that matches the given caption: a family is sitting down at a table to have cake',
       positive: '',
       group: 'MSCOCO_t2i',
-      carried: { qry_image_path: '', pos_image_path: 'images/000000000790.jpg' },
+      queryImage: '',
+      positiveImage: 'images/000000000790.jpg',
+      carried: {},
     })
     expect(pairs[100]).toEqual({
       row: 100,
@@ -189,7 +205,9 @@ describe('readPairs on Parquet', () => {
       query: '<|image_1|>\nFind an image caption describing the given everyday image.',
       positive: 'an umbrella decorated like a bear resting on a bed next to a teddy bear',
       group: 'MSCOCO_i2t',
-      carried: { qry_image_path: 'images/000000133030.jpg', pos_image_path: '' },
+      queryImage: 'images/000000133030.jpg',
+      positiveImage: '',
+      carried: {},
     })
     const counts: Record<string, number> = {}
     for (const p of pairs) counts[p.group] = (counts[p.group] ?? 0) + 1
@@ -218,8 +236,8 @@ describe('readPairs on Parquet', () => {
 
 describe('option errors', () => {
   it.each([
-    ['pairs.txt', `extension '.txt', expected .csv, .tsv, .jsonl, .json, .ndjson or .parquet (or set --format)`],
-    ['pairs', `no extension, expected .csv, .tsv, .jsonl, .json, .ndjson or .parquet (or set --format)`],
+    ['pairs.txt', `extension '.txt', expected .csv, .tsv, .jsonl, .json, .ndjson or .parquet (or set --pairs-format)`],
+    ['pairs', `no extension, expected .csv, .tsv, .jsonl, .json, .ndjson or .parquet (or set --pairs-format)`],
   ])('%s: unknown extension is E_BAD_FILE, thrown by readPairs itself', (name, detail) => {
     const file = join(dir, name)
     expect(() => readPairs({ file })).toThrow(new HardnegError('E_BAD_FILE', detail, { file }))

@@ -11,16 +11,19 @@ function bruteForce(batch: QueryBatch, pool: { rows: number; dim: number; data: 
     const skip = Array.from(batch.exclude.subarray(i * batch.excludeWidth, (i + 1) * batch.excludeWidth))
     const kept: { index: number; score: number }[] = []
     let removed = 0
+    let removedByMargin = 0
+    const marginCap = batch.marginCaps?.[i] ?? (batch.caps[i] as number)
     for (let c = 0; c < pool.rows; c++) {
       if (skip.includes(c)) continue
       const s = dotRows(batch.queries, i, pool.data, c, pool.dim)
       const nearPos = posSimMax !== undefined && batch.positives ? dotRows(batch.positives, i, pool.data, c, pool.dim) > posSimMax : false
+      if (s > marginCap) removedByMargin++
       if (s > (batch.caps[i] as number) || nearPos) removed++
       else kept.push({ index: c, score: s })
     }
     kept.sort((a, b) => b.score - a.score || a.index - b.index)
     const top = kept.slice(0, keep)
-    out.push({ index: Int32Array.from(top, (t) => t.index), score: Float32Array.from(top, (t) => t.score), removed })
+    out.push({ index: Int32Array.from(top, (t) => t.index), score: Float32Array.from(top, (t) => t.score), removed, removedByMargin })
   }
   return out
 }
@@ -87,6 +90,19 @@ describe('exact search', () => {
     const want = bruteForce(batch, pool, 8, 0.3)
     expect(got.map((r) => r.removed)).toEqual(want.map((r) => r.removed))
     expect(got.map((r) => Array.from(r.index))).toEqual(want.map((r) => Array.from(r.index)))
+  })
+
+  it('counts the margin rule apart from a lower cap and the positive-similarity rule', async () => {
+    // The margin ceiling sits above the cap actually applied, as with --max-score.
+    const split: QueryBatch = { ...batch, marginCaps: batch.caps, caps: batch.caps.map((c) => c - 0.05) }
+    const searcher = await createExactSearcher({ pool, keep: 8, posSimMax: 0.3, splitMargin: true })
+    const got = await searcher.search(split)
+    const wider = await searcher.search(split, 30)
+    await searcher.close()
+    const want = bruteForce(split, pool, 8, 0.3)
+    expect(got.map((r) => [r.removed, r.removedByMargin])).toEqual(want.map((r) => [r.removed, r.removedByMargin]))
+    expect(got.some((r) => r.removedByMargin > 0 && r.removed > r.removedByMargin)).toBe(true)
+    expect(wider.map((r) => Array.from(r.index))).toEqual(bruteForce(split, pool, 30, 0.3).map((r) => Array.from(r.index)))
   })
 
   it('gives bit-identical results across thread counts and block sizes', async () => {

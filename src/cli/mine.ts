@@ -35,22 +35,31 @@ export function mineCommand(io: CliIO, name = 'mine'): Command {
       'Mine top-k hard negatives for query/positive pairs and drop false negatives (UniME rule: a candidate scoring above ' +
         'sim(query, positive) + threshold is a false negative). Without --pairs, mines the embedded SNLI sample.',
     )
-    .option('--pairs <file>', 'pairs file: CSV/TSV with header, JSONL or Parquet (default: embedded SNLI sample)')
-    .addOption(new Option('--format <fmt>', 'pairs format (default: from the extension)').choices(['csv', 'tsv', 'jsonl', 'parquet']))
-    .addOption(new Option('--preset <name>', 'column layout: simcse = sent0,sent1(,hard_neg); mmeb = qry,pos_text(,subset)').choices(['simcse', 'mmeb']))
+    .option('--pairs <files...>', 'pairs file(s): CSV/TSV with header, JSONL or Parquet; several = one per subset (default: embedded SNLI sample)')
+    .addOption(new Option('--pairs-format <fmt>', 'pairs format (default: from the extension)').choices(['csv', 'tsv', 'jsonl', 'parquet']))
+    .addOption(
+      new Option('--preset <name>', 'column layout: simcse = sent0,sent1(,hard_neg); mmeb = qry,qry_image_path,pos_text,pos_image_path(,subset)').choices(['simcse', 'mmeb']),
+    )
     .option('--id-col <col>', 'id column (default: row number)')
     .option('--query-col <col>', "query column (default: preset's, else 'query')")
     .option('--positive-col <col>', "positive column (default: preset's, else 'positive')")
     .option('--group-col <col>', 'group column; pools are per group (default: one global pool)')
     .option('--carry <cols>', 'extra columns to copy to the shards, comma-separated', listArg)
-    .option('--query-embeddings <file>', 'query embeddings [rows, dim], float32/float16: .npy or .safetensors (row i = pair i), .arrow/.feather/.parquet (matched by id)')
-    .option('--positive-embeddings <file>', 'positive embeddings, as --query-embeddings')
+    .option('--global-pool', 'one pool over all groups and files instead of one per group', false)
+    .option('--query-image-col <col>', "query image path column (default: preset's, e.g. mmeb's qry_image_path)")
+    .option('--positive-image-col <col>', "positive image path column (default: preset's, e.g. mmeb's pos_image_path)")
+    .option('--image-root <dir>', 'directory image paths are relative to (default: the first pairs file\'s directory)')
+    .option('--on-bad-image <policy>', 'missing or undecodable image: error | skip (drop the row, counted)', choiceArg('--on-bad-image', ['error', 'skip'] as const), 'error')
+    .option('--image-dup-distance <bits>', 'images this many bits apart (of 256) or fewer are near-duplicates; such candidates are false negatives', intArg('--image-dup-distance', 0), 58)
+    .option('--query-embeddings <files...>', 'query embeddings [rows, dim], float32/float16: .npy or .safetensors (row i = pair i), .arrow/.feather/.parquet (matched by id); one per pairs file or one for all')
+    .option('--positive-embeddings <files...>', 'positive embeddings, as --query-embeddings')
     .option('--corpus <file>', 'external candidate pool with columns id,text')
     .option('--corpus-embeddings <file>', 'embeddings for --corpus, as --query-embeddings (row i = corpus row i, or matched by corpus id)')
     .option('--embedding-key <name>', 'safetensors embeddings: the tensor to read (default: the only 2-D tensor)')
     .option('--embedding-id-col <col>', "Arrow/Parquet embeddings: id column matched to the pair ids (default 'id'; without it, row i = pair i)")
     .option('--embedding-col <col>', "Arrow/Parquet embeddings: vector column (default 'embedding', else 'vector')")
     .option('--out <dir>', 'output directory for shards and manifest.json', 'negatives')
+    .option('--format <fmt>', 'output: parquet (hardneg shards) | mmeb (MMEB-train columns, neg_text/neg_image_path lists) | unime-v2 (JSON Lines)', choiceArg('--format', ['parquet', 'mmeb', 'unime-v2'] as const), 'parquet')
     .option('--overwrite', 'replace an earlier run in --out', false)
     .option('--k <n>', 'hard negatives per row', intArg('--k', 1), 8)
     .option('--threshold <beta>', 'false-negative margin: drop candidates scoring above pos_score + beta', numberArg('--threshold', -2, 2), 0.1)
@@ -82,10 +91,13 @@ Examples:
       --query-embeddings sent0.npy --positive-embeddings sent1.npy --out shards/ --k 8 --threshold 0.1
   $ ${name} --pairs train.jsonl --query-col question --positive-col answer --group-col source \\
       --query-embeddings q.npy --positive-embeddings p.npy --pos-sim 0.95 --search hnsw
+  $ ${name} --preset mmeb --pairs MMEB-train/*/original.parquet --image-root MMEB-train/images \\
+      --query-embeddings qry.npy --positive-embeddings pos.npy --format unime-v2 --out unime/
 
 Output: part-NNNNN.parquet shards (id, query, positive, group, pos_score, negatives,
-neg_ids, neg_scores, n_valid, n_false_negatives, carried columns) and manifest.json,
-written last. Exit codes: 0 done, 2 bad input or options, 1 internal error.`,
+neg_ids, neg_scores, n_valid, n_false_negatives, carried columns; with images also
+query_image, pos_image, neg_images) and manifest.json, written last. Exit codes: 0 done,
+2 bad input or options, 1 internal error.`,
   )
   cmd.action(async (flags: Record<string, unknown>) => {
     io.result = await runMine(flags, io)
@@ -95,24 +107,27 @@ written last. Exit codes: 0 done, 2 bad input or options, 1 internal error.`,
 
 async function runMine(flags: Record<string, unknown>, io: CliIO): Promise<MineResult> {
   const str = (k: string): string | undefined => (typeof flags[k] === 'string' ? (flags[k] as string) : undefined)
+  const files = (k: string): string[] | undefined => (Array.isArray(flags[k]) ? (flags[k] as string[]) : undefined)
   let inputs: Pick<MineOptions, 'pairs' | 'preset' | 'queryEmbeddings' | 'positiveEmbeddings'>
-  if (str('pairs') === undefined) {
-    if (str('queryEmbeddings') !== undefined || str('positiveEmbeddings') !== undefined) {
+  if (files('pairs') === undefined) {
+    if (files('queryEmbeddings') !== undefined || files('positiveEmbeddings') !== undefined) {
       throw new HardnegError('E_BAD_OPTION', '--query-embeddings/--positive-embeddings given without --pairs, expected --pairs too')
     }
     inputs = defaultDataset()
     io.stderr(`hardneg: no --pairs given; mining the embedded SNLI sample (${inputs.pairs}, 2,921 pairs, CC BY-SA 4.0)\n`)
   } else {
+    const pairs = files('pairs') as string[]
     for (const flag of ['queryEmbeddings', 'positiveEmbeddings'] as const) {
-      if (str(flag) === undefined) {
+      if (files(flag) === undefined) {
         const dashed = flag === 'queryEmbeddings' ? '--query-embeddings' : '--positive-embeddings'
-        throw new HardnegError('E_BAD_OPTION', `${dashed} missing, expected a .npy file with one row per pair of ${str('pairs')}`)
+        throw new HardnegError('E_BAD_OPTION', `${dashed} missing, expected a .npy file with one row per pair of ${pairs.join(', ')}`)
       }
     }
+    const one = (list: string[]): string | string[] => (list.length === 1 ? (list[0] as string) : list)
     inputs = {
-      pairs: str('pairs') as string,
-      queryEmbeddings: str('queryEmbeddings') as string,
-      positiveEmbeddings: str('positiveEmbeddings') as string,
+      pairs: one(pairs),
+      queryEmbeddings: one(files('queryEmbeddings') as string[]),
+      positiveEmbeddings: one(files('positiveEmbeddings') as string[]),
       ...(str('preset') ? { preset: str('preset') as MineOptions['preset'] } : {}),
     }
   }
@@ -131,7 +146,13 @@ async function runMine(flags: Record<string, unknown>, io: CliIO): Promise<MineR
     m: flags.m as number,
     efConstruction: flags.efConstruction as number,
     shardRows: flags.shardRows as number,
-    ...copy(flags, ['format', 'idCol', 'queryCol', 'positiveCol', 'groupCol', 'carry', 'corpus', 'corpusEmbeddings']),
+    outputFormat: flags.format as MineOptions['outputFormat'] & string,
+    onBadImage: flags.onBadImage as 'error' | 'skip',
+    imageDupDistance: flags.imageDupDistance as number,
+    ...(flags.globalPool === true ? { globalPool: true } : {}),
+    ...(str('pairsFormat') !== undefined ? { format: str('pairsFormat') as MineOptions['format'] } : {}),
+    ...copy(flags, ['queryImageCol', 'positiveImageCol', 'imageRoot']),
+    ...copy(flags, ['idCol', 'queryCol', 'positiveCol', 'groupCol', 'carry', 'corpus', 'corpusEmbeddings']),
     ...copy(flags, ['embeddingKey', 'embeddingIdCol', 'embeddingCol']),
     ...copy(flags, ['maxScore', 'relativeMargin', 'posSim', 'querySim', 'range', 'threads', 'queryBlockRows', 'poolBlockRows']),
     ...(flags.quiet === true ? {} : { onProgress: progress.onProgress }),
@@ -145,6 +166,11 @@ async function runMine(flags: Record<string, unknown>, io: CliIO): Promise<MineR
   if (flags.json === true) io.stdout(JSON.stringify(result.summary, null, 2) + '\n')
   else io.stdout(formatSummary(result))
   return result
+}
+
+function byRule(c: MineResult['summary']['falseNegativesByRule']): string {
+  const n = (x: number): string => x.toLocaleString('en-US')
+  return `margin ${n(c.margin)}, image duplicate ${n(c.imageDuplicate)}, text duplicate ${n(c.textDuplicate)}, other filters ${n(c.other)}`
 }
 
 function copy(flags: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> {
@@ -167,13 +193,17 @@ export function formatSummary({ out, manifest, summary }: MineResult): string {
       `queries with at least one (FalseNeg%): ${summary.queriesWithFalseNegatives.toLocaleString('en-US')} = ${pct(summary.falseNegativeQueryShare)}`,
     `  positive scores: ${scores(summary.positiveScores)}`,
     `  negative scores: ${scores(summary.negativeScores)}`,
-    `  padded rows: ${summary.padded}   short rows: ${summary.short}   dropped rows: ${summary.dropped}`,
+    `  by rule: ${byRule(summary.falseNegativesByRule)}`,
+    `  padded rows: ${summary.padded}   short rows: ${summary.short}   dropped rows: ${summary.dropped}` +
+      (summary.badImageRows > 0 ? `   rows with a bad image (skipped): ${summary.badImageRows}` : ''),
   ]
   const groups = Object.entries(summary.groups)
   if (groups.length > 1) {
     for (const [name, g] of groups) {
+      const mined = g.rowsIn - g.badImageRows
       lines.push(
-        `  [${name}] ${g.rowsIn} pairs, FalseNeg% ${pct(g.rowsIn ? g.queriesWithFalseNegatives / g.rowsIn : 0)}, padded ${g.padded}, dropped ${g.dropped}`,
+        `  [${name}] ${g.rowsIn} pairs, FalseNeg% ${pct(mined ? g.queriesWithFalseNegatives / mined : 0)} (${byRule(g.falseNegativesByRule)}), ` +
+          `padded ${g.padded}, dropped ${g.dropped}${g.badImageRows > 0 ? `, bad image ${g.badImageRows}` : ''}`,
       )
     }
   }

@@ -21,6 +21,7 @@ export const REMOVED_BELOW = -4
 export interface GraphRules {
   posSim: boolean // mask candidates too similar to the query's positive (needs `pos` and `posSimMax`)
   querySim: boolean // mask candidates whose owning query is too similar to the query (needs `owners` and `querySimMax`)
+  splitMargin: boolean // also count, apart, the candidates above the margin rule's ceiling `margin_cap` (when other rules share `cap` or mask)
 }
 
 type Dim = string | number
@@ -63,7 +64,9 @@ function int64Constant(name: string, dims: number[], values: number[]): onnxProt
  * Outputs: `top_scores`/`top_index` [b,k] of candidates no rule removed (removed ones
  * score below REMOVED_BELOW), `removed` [b] how many candidates the rules removed, and
  * `excl_removed` [b,E] the verdict of each `excl` column so the caller can leave them out
- * of the count (and, by index, of the ranking).
+ * of the count (and, by index, of the ranking). With `splitMargin`, input `margin_cap`
+ * [b,1] and outputs `margin_removed` [b] and `excl_margin` [b,E] do the same for the
+ * margin rule alone.
  */
 export function buildScoreGraph(rules: GraphRules): Uint8Array {
   const nodes: onnxProto.onnx.INodeProto[] = []
@@ -103,17 +106,26 @@ export function buildScoreGraph(rules: GraphRules): Uint8Array {
   nodes.push(int64Constant('zero', [], [0]))
   nodes.push(node('Max', ['excl', 'zero'], ['excl_safe']))
   nodes.push(node('GatherElements', ['removed_f', 'excl_safe'], ['excl_removed'], { axis: { i: 1 } }))
+  const outputs = [
+    tensorInfo('top_scores', FLOAT, ['b', 'kk']),
+    tensorInfo('top_index', INT64, ['b', 'kk']),
+    tensorInfo('removed', FLOAT, ['b']),
+    tensorInfo('excl_removed', FLOAT, ['b', 'e']),
+  ]
+  if (rules.splitMargin) {
+    inputs.push(tensorInfo('margin_cap', FLOAT, ['b', 1]))
+    nodes.push(node('Greater', ['s', 'margin_cap'], ['over_margin']))
+    nodes.push(node('Cast', ['over_margin'], ['margin_f'], { to: { i: FLOAT } }))
+    nodes.push(node('ReduceSum', ['margin_f', 'axis1'], ['margin_removed'], { keepdims: { i: 0 } }))
+    nodes.push(node('GatherElements', ['margin_f', 'excl_safe'], ['excl_margin'], { axis: { i: 1 } }))
+    outputs.push(tensorInfo('margin_removed', FLOAT, ['b']), tensorInfo('excl_margin', FLOAT, ['b', 'e']))
+  }
 
   const graph: onnxProto.onnx.IGraphProto = {
     name: 'hardneg_score_block',
     node: nodes,
     input: inputs,
-    output: [
-      tensorInfo('top_scores', FLOAT, ['b', 'kk']),
-      tensorInfo('top_index', INT64, ['b', 'kk']),
-      tensorInfo('removed', FLOAT, ['b']),
-      tensorInfo('excl_removed', FLOAT, ['b', 'e']),
-    ],
+    output: outputs,
   }
   const model: onnxProto.onnx.IModelProto = {
     irVersion: 8,

@@ -11,6 +11,7 @@ export interface QueryBatch {
   queries: Float32Array // rows x dim, L2-normalised
   positives?: Float32Array // rows x dim, L2-normalised; needed by the positive-similarity rule
   caps: Float32Array // per query: the highest score a candidate may have (the margin rule and absolute caps folded in)
+  marginCaps?: Float32Array // per query: the margin rule's ceiling alone (pos + threshold), to count its removals apart; omit when `caps` is it and no other rule is on
   exclude: Int32Array // rows x excludeWidth pool indices left out of ranking and counts (-1 = none)
   excludeWidth: number // pool indices per query in `exclude`
 }
@@ -20,6 +21,7 @@ export interface SearchResult {
   index: Int32Array // pool indices
   score: Float32Array // similarity to the query, aligned with `index`
   removed: number // pool candidates the rules removed (exact: over the whole pool; hnsw: over those fetched)
+  removedByMargin: number // of those, the ones above the margin rule's ceiling (= removed when only the margin rule is on)
 }
 
 /**

@@ -18,13 +18,14 @@ export interface ExactSearchOptions {
   keep: number // candidates to return per query, best first, after the rules (>= 1)
   posSimMax?: number // remove candidates whose similarity to the query's positive exceeds this (off when undefined)
   querySimMax?: number // remove candidates whose owning query's similarity to the query exceeds this (off when undefined)
+  splitMargin?: boolean // count the margin rule's removals apart; every batch then carries `marginCaps` (default false)
   poolBlockRows?: number // pool rows scored per call (default 16384, at least 1024; the pool is split into even blocks); results do not depend on it
   threads?: number // intra-op threads for onnxruntime (default: available cores); results do not depend on it
 }
 
 /** An exact searcher over one pool; call `close()` when done. */
 export interface ExactSearcher {
-  search(batch: QueryBatch): Promise<SearchResult[]> // one result per query in the batch, in order
+  search(batch: QueryBatch, keep?: number): Promise<SearchResult[]> // one result per query in the batch, in order; `keep` overrides the searcher's for this call
   close(): Promise<void>
 }
 
@@ -36,8 +37,9 @@ export interface ExactSearcher {
  * try { const results = await searcher.search(batch) } finally { await searcher.close() }
  */
 export async function createExactSearcher(options: ExactSearchOptions): Promise<ExactSearcher> {
-  const { pool, keep } = options
-  if (!Number.isInteger(keep) || keep < 1) throw new HardnegError('E_BAD_OPTION', `keep ${keep}, expected an integer >= 1`)
+  const { pool } = options
+  checkKeep(options.keep)
+  const splitMargin = options.splitMargin ?? false
   const usePos = options.posSimMax !== undefined
   const useOwners = options.querySimMax !== undefined
   if (useOwners && (!options.owners || options.owners.rows !== pool.rows || options.owners.dim !== pool.dim)) {
@@ -51,7 +53,7 @@ export async function createExactSearcher(options: ExactSearchOptions): Promise<
   const nBlocks = Math.max(1, Math.floor(pool.rows / Math.max(MIN_POOL_BLOCK, options.poolBlockRows ?? 16384)))
   const poolBlockRows = Math.ceil(pool.rows / nBlocks)
   const threads = options.threads ?? os.availableParallelism()
-  const session = await ort.InferenceSession.create(buildScoreGraph({ posSim: usePos, querySim: useOwners }), {
+  const session = await ort.InferenceSession.create(buildScoreGraph({ posSim: usePos, querySim: useOwners, splitMargin }), {
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
     executionMode: 'sequential',
@@ -61,18 +63,21 @@ export async function createExactSearcher(options: ExactSearchOptions): Promise<
   const posMax = new ort.Tensor('float32', Float32Array.of(options.posSimMax ?? 0), [1])
   const queryMax = new ort.Tensor('float32', Float32Array.of(options.querySimMax ?? 0), [1])
 
-  async function search(batch: QueryBatch): Promise<SearchResult[]> {
+  async function search(batch: QueryBatch, keepOverride?: number): Promise<SearchResult[]> {
+    const keep = keepOverride ?? options.keep
+    checkKeep(keep)
     const b = batch.rows
     if (batch.dim !== dim) {
       throw new HardnegError('E_DIM_MISMATCH', `query dim ${batch.dim}, expected ${dim} (the pool's)`)
     }
     const e = batch.excludeWidth
     const results: SearchResult[] = []
-    for (let i = 0; i < b; i++) results.push({ index: new Int32Array(0), score: new Float32Array(0), removed: 0 })
+    for (let i = 0; i < b; i++) results.push({ index: new Int32Array(0), score: new Float32Array(0), removed: 0, removedByMargin: 0 })
     if (b === 0 || pool.rows === 0) return results
     const rowsIn = Math.max(2, b)
     const q = new ort.Tensor('float32', padRows(batch.queries, b, dim), [rowsIn, dim])
     const cap = new ort.Tensor('float32', padRows(batch.caps, b, 1), [rowsIn, 1])
+    const marginCap = splitMargin ? new ort.Tensor('float32', padRows(batch.marginCaps ?? missing('marginCaps'), b, 1), [rowsIn, 1]) : undefined
     const pos = usePos ? new ort.Tensor('float32', padRows(batch.positives ?? missing('positives'), b, dim), [rowsIn, dim]) : undefined
     const localExcl = new BigInt64Array(rowsIn * e).fill(-1n)
     for (let start = 0; start < pool.rows; start += poolBlockRows) {
@@ -90,6 +95,7 @@ export async function createExactSearcher(options: ExactSearchOptions): Promise<
         excl: new ort.Tensor('int64', localExcl, [rowsIn, e]),
       }
       if (pos) Object.assign(feeds, { pos, pos_max: posMax })
+      if (marginCap) feeds.margin_cap = marginCap
       if (useOwners && options.owners) {
         feeds.owners = new ort.Tensor('float32', options.owners.data.subarray(start * dim, (start + n) * dim), [n, dim])
         feeds.query_max = queryMax
@@ -99,17 +105,22 @@ export async function createExactSearcher(options: ExactSearchOptions): Promise<
       const topIndex = out.top_index?.data as BigInt64Array
       const removed = out.removed?.data as Float32Array
       const exclRemoved = out.excl_removed?.data as Float32Array
+      const marginRemoved = splitMargin ? (out.margin_removed?.data as Float32Array) : removed
+      const exclMargin = splitMargin ? (out.excl_margin?.data as Float32Array) : exclRemoved
       for (let i = 0; i < b; i++) {
         const r = results[i] as SearchResult
         let removedHere = removed[i] ?? 0
+        let marginHere = marginRemoved[i] ?? 0
         const skip: number[] = []
         for (let j = 0; j < e; j++) {
           const local = Number(localExcl[i * e + j])
           if (local < 0 || skip.includes(local)) continue
           skip.push(local)
           removedHere -= exclRemoved[i * e + j] ?? 0
+          marginHere -= exclMargin[i * e + j] ?? 0
         }
         r.removed += removedHere
+        r.removedByMargin += marginHere
         mergeTopK(r, topScores, topIndex, i * want, want, start, skip, keep)
       }
     }
@@ -137,5 +148,9 @@ function padRows(data: Float32Array, rows: number, width: number): Float32Array 
 }
 
 function missing(what: string): never {
-  throw new HardnegError('E_BAD_OPTION', `posSimMax needs the batch's ${what}`)
+  throw new HardnegError('E_BAD_OPTION', `the searcher's rules need the batch's ${what}`)
+}
+
+function checkKeep(keep: number): void {
+  if (!Number.isInteger(keep) || keep < 1) throw new HardnegError('E_BAD_OPTION', `keep ${keep}, expected an integer >= 1`)
 }

@@ -24,7 +24,7 @@ export interface HnswSearchOptions {
 
 /** An HNSW searcher over one pool. */
 export interface HnswSearcher {
-  search(batch: QueryBatch): Promise<SearchResult[]> // one result per query in the batch, in order
+  search(batch: QueryBatch, keep?: number): Promise<SearchResult[]> // one result per query in the batch, in order; `keep` overrides the searcher's for this call
   close(): Promise<void>
 }
 
@@ -44,8 +44,8 @@ export function dotRows(a: Float32Array, ai: number, b: Float32Array, bi: number
  * const searcher = await createHnswSearcher({ pool, keep: 10, ef: 256 })
  */
 export async function createHnswSearcher(options: HnswSearchOptions): Promise<HnswSearcher> {
-  const { pool, keep } = options
-  if (!Number.isInteger(keep) || keep < 1) throw new HardnegError('E_BAD_OPTION', `keep ${keep}, expected an integer >= 1`)
+  const { pool } = options
+  checkKeep(options.keep)
   const dim = pool.dim
   const index = new hnswlib.HierarchicalNSW('ip', dim)
   const n = pool.rows
@@ -56,13 +56,16 @@ export async function createHnswSearcher(options: HnswSearchOptions): Promise<Hn
   }
   const baseEf = options.ef ?? 128
 
-  async function search(batch: QueryBatch): Promise<SearchResult[]> {
+  async function search(batch: QueryBatch, keepOverride?: number): Promise<SearchResult[]> {
+    const keep = keepOverride ?? options.keep
+    checkKeep(keep)
     if (batch.dim !== dim) throw new HardnegError('E_DIM_MISMATCH', `query dim ${batch.dim}, expected ${dim} (the pool's)`)
     const results: SearchResult[] = []
     const e = batch.excludeWidth
     for (let i = 0; i < batch.rows; i++) {
       const query = Array.from(batch.queries.subarray(i * dim, (i + 1) * dim))
       const cap = batch.caps[i] as number
+      const marginCap = batch.marginCaps?.[i] ?? cap
       const skip = Array.from(batch.exclude.subarray(i * e, (i + 1) * e)).filter((x) => x >= 0)
       let fetch = Math.min(n, Math.max(2 * (keep + e), 32))
       for (;;) {
@@ -70,9 +73,11 @@ export async function createHnswSearcher(options: HnswSearchOptions): Promise<Hn
         const { neighbors } = index.searchKnn(query, fetch)
         const kept: { index: number; score: number }[] = []
         let removed = 0
+        let removedByMargin = 0
         for (const c of neighbors) {
           if (skip.includes(c)) continue
           const score = dotRows(batch.queries, i, pool.data, c, dim)
+          if (score > marginCap) removedByMargin++
           let out = score > cap
           if (!out && options.posSimMax !== undefined && batch.positives) {
             out = dotRows(batch.positives, i, pool.data, c, dim) > Math.fround(options.posSimMax)
@@ -86,7 +91,7 @@ export async function createHnswSearcher(options: HnswSearchOptions): Promise<Hn
         if (kept.length >= keep || fetch >= n) {
           kept.sort((a, b) => b.score - a.score || a.index - b.index)
           const top = kept.slice(0, keep)
-          results.push({ index: Int32Array.from(top, (c) => c.index), score: Float32Array.from(top, (c) => c.score), removed })
+          results.push({ index: Int32Array.from(top, (c) => c.index), score: Float32Array.from(top, (c) => c.score), removed, removedByMargin })
           break
         }
         fetch = Math.min(n, fetch * 4)
@@ -99,4 +104,8 @@ export async function createHnswSearcher(options: HnswSearchOptions): Promise<Hn
     search,
     async close() {},
   }
+}
+
+function checkKeep(keep: number): void {
+  if (!Number.isInteger(keep) || keep < 1) throw new HardnegError('E_BAD_OPTION', `keep ${keep}, expected an integer >= 1`)
 }
