@@ -19,8 +19,12 @@ Writes <out>/result.json (timings, GFLOP/s, peak RSS, BLAS in use), <out>/top.np
 --sample-stride-th row: indices, scores, fn, pos, for a reader without numpy), for
 cross-checking against hardneg's shards.
 
+With --ranges A:B,C:D,... each contiguous row range is its own pool (hardneg's groups,
+e.g. MMEB-train's subsets); indices in top.npy stay global rows.
+
 Usage: python3 bench/baseline.py --queries Q.npy --positives P.npy --out DIR [--k 8]
        [--threshold 0.1] [--query-block 1024] [--pool-block 16384] [--sample-stride 997]
+       [--ranges A:B,C:D,...]
 """
 import argparse
 import ctypes
@@ -44,6 +48,7 @@ def main() -> None:
     ap.add_argument('--pool-block', type=int, default=16384)
     ap.add_argument('--sample-stride', type=int, default=997)
     ap.add_argument('--label', default='numpy')
+    ap.add_argument('--ranges', default=None)
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
 
@@ -57,7 +62,21 @@ def main() -> None:
     ceiling = (pos.astype(np.float64) + args.threshold).astype(np.float32)
     t_load = time.perf_counter() - t0
 
-    top, scores, fn, t_gemm, t_search = search(q, p, ceiling, args.k, args.query_block, args.pool_block)
+    if args.ranges is None:
+        ranges = [(0, rows)]
+    else:
+        ranges = [tuple(int(x) for x in r.split(':')) for r in args.ranges.split(',')]
+    top = np.full((rows, args.k), -1, dtype=np.int32)
+    scores = np.full((rows, args.k), -np.inf, dtype=np.float32)
+    fn = np.zeros(rows, dtype=np.int32)
+    t_gemm = t_search = 0.0
+    for a, b in ranges:
+        t_r, s_r, f_r, g, t_s = search(q[a:b], p[a:b], ceiling[a:b], args.k, args.query_block, args.pool_block)
+        top[a:b] = np.where(t_r >= 0, t_r + a, -1)
+        scores[a:b] = s_r
+        fn[a:b] = f_r
+        t_gemm += g
+        t_search += t_s
     t_total = time.perf_counter() - t0
 
     np.save(os.path.join(args.out, 'top.npy'), top)
@@ -72,7 +91,7 @@ def main() -> None:
     with open(os.path.join(args.out, 'sample.json'), 'w') as f:
         json.dump({'stride': stride, 'rows': sample}, f)
 
-    flop = 2.0 * rows * rows * dim
+    flop = sum(2.0 * (b - a) * (b - a) * dim for a, b in ranges)
     result = {
         'label': args.label,
         'inputs': {'queries': args.queries, 'positives': args.positives},
@@ -82,7 +101,8 @@ def main() -> None:
         'env': {k: os.environ.get(k) for k in ('OPENBLAS_CORETYPE', 'OPENBLAS_L2_SIZE', 'OPENBLAS_NUM_THREADS', 'OMP_NUM_THREADS')},
         'rows': rows,
         'dim': dim,
-        'pool': rows,
+        'pool': rows if args.ranges is None else 'per range',
+        'ranges': len(ranges),
         'k': args.k,
         'threshold': args.threshold,
         'query_block': args.query_block,

@@ -43,13 +43,6 @@ export function hashTexts(...texts: string[]): Hash64 {
   return { hi: h2 >>> 0, lo: h1 >>> 0 }
 }
 
-/**
- * The form texts are compared in for contamination: Unicode NFKC, lower case, runs of
- * whitespace as one space, no leading or trailing space.
- */
-export function normaliseText(text: string): string {
-  return text.normalize('NFKC').toLowerCase().replace(/\s+/g, ' ').trim()
-}
 
 /**
  * A map from 64-bit hashes to unsigned 32-bit values (a row, an ordinal), in typed

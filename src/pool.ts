@@ -38,11 +38,13 @@ export interface PoolOptions {
 }
 
 /**
- * Text as candidate identities compare it when images are in play: Unicode NFC, runs of
- * whitespace as one space, trimmed. Case is kept.
+ * Text as hardneg compares it where wording, not bytes, matters (candidate identity in a
+ * run with images, the text-duplicate rule, validation's contamination and
+ * near-positive checks): Unicode NFKC, lower case, runs of whitespace as one space, no
+ * leading or trailing space.
  */
 export function normaliseText(text: string): string {
-  return text.normalize('NFC').replace(/\s+/gu, ' ').trim()
+  return text.normalize('NFKC').toLowerCase().replace(/\s+/g, ' ').trim()
 }
 
 /** Pool indices per query left out of its ranking: its own positive and its own query text. */
