@@ -159,7 +159,118 @@ describe('mine-negatives CLI', () => {
   it('prints help', async () => {
     const io = captureIO()
     expect(await runHardneg(['mine', '--help'], io)).toBe(0)
-    expect(io.out.join('')).toContain('--threshold <beta>')
-    expect(io.out.join('')).toContain('Examples:')
+    expect(io.out.join('')).toMatchInlineSnapshot(`
+      "Usage: hardneg mine|mine-negatives [options]
+
+      Mine top-k hard negatives for query/positive pairs and drop false negatives
+      (UniME rule: a candidate scoring above sim(query, positive) + threshold is a
+      false negative). Without --pairs, mines the embedded SNLI sample.
+
+      Options:
+        --pairs <files...>                pairs file(s): CSV/TSV with header, JSONL or
+                                          Parquet; several = one per subset (default:
+                                          embedded SNLI sample)
+        --pairs-format <fmt>              pairs format (default: from the extension)
+                                          (choices: "csv", "tsv", "jsonl", "parquet")
+        --preset <name>                   column layout: simcse =
+                                          sent0,sent1(,hard_neg); mmeb =
+                                          qry,qry_image_path,pos_text,pos_image_path(,subset)
+                                          (choices: "simcse", "mmeb")
+        --id-col <col>                    id column (default: row number)
+        --query-col <col>                 query column (default: preset's, else
+                                          'query')
+        --positive-col <col>              positive column (default: preset's, else
+                                          'positive')
+        --group-col <col>                 group column; pools are per group (default:
+                                          one global pool)
+        --carry <cols>                    extra columns to copy to the shards,
+                                          comma-separated
+        --global-pool                     one pool over all groups and files instead
+                                          of one per group (default: false)
+        --query-image-col <col>           query image path column (default: preset's,
+                                          e.g. mmeb's qry_image_path)
+        --positive-image-col <col>        positive image path column (default:
+                                          preset's, e.g. mmeb's pos_image_path)
+        --image-root <dir>                directory image paths are relative to
+                                          (default: the first pairs file's directory)
+        --on-bad-image <policy>           missing or undecodable image: error | skip
+                                          (drop the row, counted) (default: "error")
+        --image-dup-distance <bits>       images this many bits apart (of 256) or
+                                          fewer are near-duplicates; such candidates
+                                          are false negatives (default: 58)
+        --query-embeddings <files...>     query embeddings [rows, dim],
+                                          float32/float16: .npy or .safetensors (row i
+                                          = pair i), .arrow/.feather/.parquet (matched
+                                          by id); one per pairs file or one for all
+        --positive-embeddings <files...>  positive embeddings, as --query-embeddings
+        --corpus <file>                   external candidate pool with columns id,text
+        --corpus-embeddings <file>        embeddings for --corpus, as
+                                          --query-embeddings (row i = corpus row i, or
+                                          matched by corpus id)
+        --embedding-key <name>            safetensors embeddings: the tensor to read
+                                          (default: the only 2-D tensor)
+        --embedding-id-col <col>          Arrow/Parquet embeddings: id column matched
+                                          to the pair ids (default 'id'; without it,
+                                          row i = pair i)
+        --embedding-col <col>             Arrow/Parquet embeddings: vector column
+                                          (default 'embedding', else 'vector')
+        --out <dir>                       output directory for shards and
+                                          manifest.json (default: "negatives")
+        --format <fmt>                    output: parquet (hardneg shards) | mmeb
+                                          (MMEB-train columns, neg_text/neg_image_path
+                                          lists) | unime-v2 (JSON Lines) (default:
+                                          "parquet")
+        --overwrite                       replace an earlier run in --out (default:
+                                          false)
+        --k <n>                           hard negatives per row (default: 8)
+        --threshold <beta>                false-negative margin: drop candidates
+                                          scoring above pos_score + beta (default:
+                                          0.1)
+        --max-score <s>                   drop candidates scoring above s (absolute
+                                          cap)
+        --relative-margin <m>             drop candidates scoring above pos_score * (1
+                                          - m) (NV-Retriever TopK-PercPos)
+        --pos-sim <t>                     drop candidates whose similarity to the
+                                          positive exceeds t (near-duplicates)
+        --query-sim <t>                   drop candidates whose owning query is more
+                                          similar than t to the query
+        --sampling <mode>                 top: the k best; random: k drawn from the
+                                          --range window (default: "top")
+        --range <min:max>                 random sampling: 0-based rank window [min,
+                                          max)
+        --seed <s>                        random sampling seed (default: 0)
+        --pad <policy>                    fewer than k left: repeat | none | drop
+                                          (default: "repeat")
+        --search <method>                 exact | hnsw | auto (exact unless the pool
+                                          is very large) (default: "auto")
+        --ef <n>                          hnsw search list size (default: 128)
+        --m <n>                           hnsw graph degree (default: 16)
+        --ef-construction <n>             hnsw build list size (default: 200)
+        --shard-rows <n>                  rows per Parquet shard (default: 100000)
+        --threads <n>                     threads for exact search (default: all
+                                          cores)
+        --query-block-rows <n>            queries scored per block
+        --pool-block-rows <n>             pool rows scored per block (exact)
+        --json                            print the summary as JSON on stdout
+                                          (default: false)
+        --quiet                           no progress output (default: false)
+        -h, --help                        display help for command
+
+      Examples:
+        $ mine --k 8 --threshold 0.1
+            mine the embedded SNLI sample into ./negatives
+        $ mine --pairs nli_for_simcse.csv --preset simcse \\
+            --query-embeddings sent0.npy --positive-embeddings sent1.npy --out shards/ --k 8 --threshold 0.1
+        $ mine --pairs train.jsonl --query-col question --positive-col answer --group-col source \\
+            --query-embeddings q.npy --positive-embeddings p.npy --pos-sim 0.95 --search hnsw
+        $ mine --preset mmeb --pairs MMEB-train/*/original.parquet --image-root MMEB-train/images \\
+            --query-embeddings qry.npy --positive-embeddings pos.npy --format unime-v2 --out unime/
+
+      Output: part-NNNNN.parquet shards (id, query, positive, group, pos_score, negatives,
+      neg_ids, neg_scores, n_valid, n_false_negatives, carried columns; with images also
+      query_image, pos_image, neg_images) and manifest.json, written last. Exit codes: 0 done,
+      2 bad input or options, 1 internal error.
+      "
+    `)
   })
 })

@@ -314,6 +314,25 @@ describe('several pairs files, one per subset', () => {
     expect(perFile.manifest.inputs.filter((i) => i.role === 'pairs')).toHaveLength(2)
   })
 
+  it('the CLI takes several pairs and embedding files and prints false negatives per subset and rule', async () => {
+    const dir = await tempDir()
+    const o = await splitBySubset(dir, true)
+    let stdout = ''
+    let stderr = ''
+    const io: CliIO = { stdout: (t) => { stdout += t }, stderr: (t) => { stderr += t }, stderrIsTTY: false }
+    const code = await runHardneg([
+      'mine', '--preset', 'mmeb', '--pairs', ...(o.pairs as string[]), '--image-root', COCO,
+      '--query-embeddings', ...(o.queryEmbeddings as string[]), '--positive-embeddings', ...(o.positiveEmbeddings as string[]),
+      '--out', o.out, '--format', 'mmeb', '--quiet',
+    ], io)
+    expect(stderr).toBe('')
+    expect(code).toBe(0)
+    expect(stdout).toMatch(/^ {2}by rule: margin \d+, image duplicate 0, text duplicate 0, other filters 0$/m)
+    expect(stdout).toMatch(/^ {2}\[MSCOCO_t2i\] 80 pairs, FalseNeg% [\d.]+% \(margin \d+, image duplicate 0, text duplicate 0, other filters 0\), padded 0, dropped 0$/m)
+    expect(stdout).toMatch(/^ {2}\[MSCOCO_i2t\] 80 pairs, /m)
+    expect(await readdir(o.out)).toContain('part-00000.parquet')
+  })
+
   it('--global-pool mines every subset against one pool', async () => {
     const dir = await tempDir()
     const { summary } = await mineNegatives({ ...COCO_INPUTS, out: path.join(dir, 'g'), globalPool: true })
