@@ -197,6 +197,16 @@ describe('near-duplicate images are false negatives', () => {
     for (const r of onRows) expect(r.nValid).toBe(2)
   })
 
+  it('hnsw search applies the same duplicate rules (small pools: it fetches the whole pool)', async () => {
+    const { options } = await plantedDataset()
+    const exact = await mineNegatives(options)
+    const hnsw = await mineNegatives({ ...options, search: 'hnsw', out: `${options.out}-hnsw` })
+    expect(hnsw.summary.falseNegativesByRule).toEqual(exact.summary.falseNegativesByRule)
+    const a = await minedRows(exact.out)
+    const b = await minedRows(hnsw.out)
+    expect(b.map((r) => r.extra.neg_images)).toEqual(a.map((r) => r.extra.neg_images))
+  })
+
   it('counts a candidate repeating the positive\'s text with a picture attached as a text duplicate', async () => {
     const { options } = await plantedDataset()
     const lines = (await readFile(options.pairs as string, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as Record<string, string>)
