@@ -38,6 +38,8 @@ export function createDuplicateCheck(options: DuplicateCheckOptions): DuplicateC
   // Per-query normalised texts are asked for many candidates in a row.
   let lastPair: PairRecord | undefined
   let sides: { text: string; image: ImageHash | undefined; hasImage: boolean }[] = []
+  // A candidate is met by many queries; normalise its text once.
+  const normalised = new WeakMap<PoolEntry, string>()
   return (pair, entry) => {
     if (pair !== lastPair) {
       lastPair = pair
@@ -50,7 +52,8 @@ export function createDuplicateCheck(options: DuplicateCheckOptions): DuplicateC
     if (image !== undefined) {
       for (const side of sides) if (side.image !== undefined && imageDistance(image, side.image) <= maxDistance) return 'image_duplicate'
     }
-    const text = normaliseText(entry.text)
+    let text = normalised.get(entry)
+    if (text === undefined) normalised.set(entry, (text = normaliseText(entry.text)))
     if (text !== '') {
       for (const side of sides) if (side.text === text && (!side.hasImage || entry.image === '')) return 'text_duplicate'
     }
