@@ -13,7 +13,7 @@ import { collectPairs, type PairsFormat, type PresetName } from './pairs.js'
 import { buildPool, type CorpusRecord } from './pool.js'
 import { readCorpus } from './corpus.js'
 import { checkSelectOptions, type SelectOptions } from './select.js'
-import { writeShards, type CarriedColumn } from './shards.js'
+import { FILTERED_COLUMNS, writeShards, type CarriedColumn } from './shards.js'
 import { MiningStats, type MineSummary } from './stats.js'
 import type { EmbeddingMatrix, MinedRow, PairRecord } from './types.js'
 
@@ -46,6 +46,7 @@ export interface MineOptions {
   range?: [number, number] // random sampling: 0-based ranks [min, max) (default [0, 100])
   seed?: number // random sampling seed (default 0)
   pad?: 'repeat' | 'none' | 'drop' // rows with fewer than k negatives (default 'repeat')
+  keepFiltered?: number // removed candidates stored per row (filtered_* columns), highest score first, for `hardneg report` (default 0: none, and no such columns)
   search?: SearchMethod | 'auto' // exact, hnsw, or auto by pool size and dimension (default 'auto')
   m?: number // hnsw graph degree (default 16)
   ef?: number // hnsw search list size (default 128)
@@ -125,6 +126,10 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
   checkPositiveInt('threads', options.threads)
   checkPositiveInt('queryBlockRows', options.queryBlockRows)
   checkPositiveInt('poolBlockRows', options.poolBlockRows)
+  const keepFiltered = options.keepFiltered ?? 0
+  if (!Number.isSafeInteger(keepFiltered) || keepFiltered < 0) {
+    throw new HardnegError('E_BAD_OPTION', `keepFiltered: ${String(options.keepFiltered)}, expected an integer >= 0`)
+  }
   if ((options.corpus === undefined) !== (options.corpusEmbeddings === undefined)) {
     throw new HardnegError('E_BAD_OPTION', 'corpus and corpusEmbeddings go together, expected both or neither')
   }
@@ -216,6 +221,7 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
           ...(owners ? { owners } : {}),
           rules,
           select,
+          keepFiltered,
           search: chosen,
           hnsw,
           ...pick(options, ['threads', 'queryBlockRows', 'poolBlockRows']),
@@ -235,6 +241,7 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
       dir: staging,
       shardRows: options.shardRows ?? 100000,
       carriedColumns,
+      extraColumns: keepFiltered > 0 ? FILTERED_COLUMNS : [],
     })
     t = performance.now()
     await commitOutput(options.out, staging, shards.map((s) => s.file))
@@ -344,7 +351,7 @@ function effectiveOptions(
   hnsw: HnswParams,
 ): Record<string, unknown> {
   const { onProgress: _progress, ...rest } = options
-  return { ...rest, ...rules, ...select, search: method, ...(method !== 'exact' ? hnsw : {}) }
+  return { ...rest, ...rules, ...select, keepFiltered: options.keepFiltered ?? 0, search: method, ...(method !== 'exact' ? hnsw : {}) }
 }
 
 let version: string | undefined

@@ -2,13 +2,13 @@
  * Mining one group: score its queries against its pool, drop false negatives, pick k
  * hard negatives per query and pad. Yields output rows in the group's input order.
  */
-import { scoreCeiling, type FalseNegativeRules } from './filters.js'
+import { ceilingRule, scoreCeiling, type FalseNegativeRules } from './filters.js'
 import { EXCLUDE_WIDTH, writeExclusions, type CandidatePool } from './pool.js'
 import { createExactSearcher } from './search/exact.js'
 import { createHnswSearcher, dotRows } from './search/hnsw.js'
 import type { QueryBatch, SearchResult } from './search/_topk.js'
 import { candidatesNeeded, selectNegatives, type SelectOptions, type SelectOutcome } from './select.js'
-import type { EmbeddingMatrix, MinedRow, PairRecord } from './types.js'
+import type { EmbeddingMatrix, FilteredCandidate, MinedRow, PairRecord } from './types.js'
 
 /** How candidates are scored: exact blocked matrix multiply, or an HNSW graph. */
 export type SearchMethod = 'exact' | 'hnsw'
@@ -30,6 +30,7 @@ export interface MineGroupOptions {
   owners?: EmbeddingMatrix // per pool entry, its owning query's vector (NaN row for corpus); needed by rules.querySim
   rules: FalseNegativeRules // false-negative rules
   select: SelectOptions // k, sampling and pad policy
+  keepFiltered?: number // removed candidates kept per row in `MinedRow.filtered`, highest score first (default 0: none, and `filtered` is absent)
   search: SearchMethod // exact or hnsw
   hnsw?: HnswParams // hnsw parameters (defaults above)
   threads?: number // onnxruntime threads for exact search (default: all cores); results do not depend on it
@@ -53,9 +54,11 @@ export async function* mineGroup(options: MineGroupOptions): AsyncGenerator<Mine
   const dim = queries.dim
   // Never more than the pool holds: keep sizes per-query buffers.
   const keep = Math.max(1, Math.min(candidatesNeeded(select), pool.entries.length))
+  const keepFiltered = options.keepFiltered ?? 0
   const common = {
     pool: poolVectors,
     keep,
+    ...(keepFiltered > 0 ? { keepRemoved: keepFiltered } : {}),
     ...(rules.posSim !== undefined ? { posSimMax: rules.posSim } : {}),
     ...(rules.querySim !== undefined && options.owners ? { querySimMax: rules.querySim, owners: options.owners } : {}),
   }
@@ -92,6 +95,7 @@ export async function* mineGroup(options: MineGroupOptions): AsyncGenerator<Mine
         const result = results[i] as SearchResult
         const { picks, outcome } = selectNegatives(result.index.length, pair.row, select)
         const row = outcome === 'dropped' ? null : toRow(pair, posScores[i] as number, result, picks, pool)
+        if (row && result.filtered) row.filtered = filteredOf(result.filtered, posScores[i] as number, rules, pool)
         options.onOutcome?.(row, outcome, pair, result.removed)
         if (row) yield row
       }
@@ -126,4 +130,16 @@ function toRow(pair: PairRecord, posScore: number, result: SearchResult, picks: 
     nFalseNegatives: result.removed,
     carried: pair.carried,
   }
+}
+
+/** Removed candidates as a row stores them, each named by the first rule that removed it. */
+function filteredOf(removed: NonNullable<SearchResult['filtered']>, posScore: number, rules: FalseNegativeRules, pool: CandidatePool): FilteredCandidate[] {
+  return Array.from(removed.index, (index, j) => {
+    const entry = pool.entries[index]
+    if (!entry) throw new Error(`pool index ${index} out of range`)
+    const score = removed.score[j] as number
+    const by = removed.rule[j]
+    const rule = by === 'ceiling' ? ceilingRule(score, posScore, rules) ?? 'margin' : by ?? 'margin'
+    return { text: entry.text, id: entry.id, score, rule }
+  })
 }

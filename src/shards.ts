@@ -13,11 +13,11 @@ import type { AsyncBuffer, FileMetaData } from 'hyparquet'
 import { compressors as decompressors } from 'hyparquet-compressors'
 import { ParquetWriter } from 'hyparquet-writer'
 import type { ColumnSource, KeyValue } from 'hyparquet-writer'
-import { MINED_COLUMNS, RowGroupBuffer, parquetSchema, shardColumns } from './_shard-columns.js'
+import { FILTERED_COLUMNS, MINED_COLUMNS, RowGroupBuffer, parquetSchema, shardColumns } from './_shard-columns.js'
 import type { CarriedColumn, ShardColumn, ShardColumnType } from './_shard-columns.js'
 import { ShardSink } from './_shard-sink.js'
 import { HardnegError } from './errors.js'
-import type { CellValue, MinedRow } from './types.js'
+import type { CellValue, FilteredCandidate, MinedRow } from './types.js'
 
 export type { CarriedColumn, ShardColumn, ShardColumnType }
 
@@ -45,8 +45,10 @@ export interface ShardInfo {
 
 /** A row read back from a shard. */
 export interface ShardRow extends MinedRow {
-  extra: Record<string, unknown> // columns written through `extraColumns`, by name ({} when none)
+  extra: Record<string, unknown> // columns written through `extraColumns`, by name ({} when none); the filtered_* columns are read into `filtered` instead
 }
+
+export { FILTERED_COLUMNS }
 
 /** Key of the footer metadata entry that records which columns are carried and which are extra. */
 const LAYOUT_KEY = 'hardneg.columns'
@@ -334,7 +336,8 @@ function toShardRow(row: Record<string, unknown>, layout: ShardLayout): ShardRow
   const carried: Record<string, CellValue> = {}
   for (const name of layout.carried) carried[name] = (row[name] ?? null) as CellValue
   const extra: Record<string, unknown> = {}
-  for (const name of layout.extra) extra[name] = row[name] ?? null
+  for (const name of layout.extra) if (!FILTERED_NAMES.has(name)) extra[name] = row[name] ?? null
+  const filtered = layout.extra.includes('filtered_texts') ? filteredOf(row) : undefined
   return {
     id: row.id as string,
     query: row.query as string,
@@ -347,6 +350,15 @@ function toShardRow(row: Record<string, unknown>, layout: ShardLayout): ShardRow
     nValid: row.n_valid as number,
     nFalseNegatives: row.n_false_negatives as number,
     carried,
+    ...(filtered ? { filtered } : {}),
     extra,
   }
+}
+
+const FILTERED_NAMES: ReadonlySet<string> = new Set(FILTERED_COLUMNS.map(c => c.name))
+
+function filteredOf(row: Record<string, unknown>): FilteredCandidate[] {
+  const list = (name: string): unknown[] => (Array.isArray(row[name]) ? (row[name] as unknown[]) : [])
+  const [ids, scores, rules] = [list('filtered_ids'), list('filtered_scores'), list('filtered_rules')]
+  return list('filtered_texts').map((text, i) => ({ text: String(text), id: String(ids[i] ?? ''), score: Number(scores[i]), rule: String(rules[i] ?? '') }))
 }

@@ -46,4 +46,13 @@ export interface MinedRow {
   nValid: number // distinct negatives found before padding
   nFalseNegatives: number // pool candidates removed by the false-negative rules
   carried: Record<string, CellValue> // carried columns, by output name
+  filtered?: FilteredCandidate[] // with --keep-filtered N: up to N candidates the rules removed, highest score first (absent when off)
+}
+
+/** A candidate a false-negative rule removed, kept for inspection (`--keep-filtered`). */
+export interface FilteredCandidate {
+  text: string // candidate text
+  id: string // candidate id, as in `negIds`
+  score: number // sim(query, candidate)
+  rule: string // the first rule that removed it: margin, max_score, relative_margin, pos_sim or query_sim (readers should accept other names too)
 }

@@ -62,6 +62,7 @@ export function mineCommand(io: CliIO, name = 'mine'): Command {
     .option('--range <min:max>', 'random sampling: 0-based rank window [min, max)', rangeArg('--range'))
     .option('--seed <s>', 'random sampling seed', intArg('--seed', 0), 0)
     .option('--pad <policy>', 'fewer than k left: repeat | none | drop', choiceArg('--pad', ['repeat', 'none', 'drop'] as const), 'repeat')
+    .option('--keep-filtered <n>', 'store up to n removed candidates per row with score and rule (filtered_* columns, for hardneg report)', intArg('--keep-filtered', 0), 0)
     .option('--search <method>', 'exact | hnsw | auto (exact unless the pool is very large)', choiceArg('--search', ['exact', 'hnsw', 'auto'] as const), 'auto')
     .option('--ef <n>', 'hnsw search list size', intArg('--ef', 1), 128)
     .option('--m <n>', 'hnsw graph degree', intArg('--m', 2), 16)
@@ -84,8 +85,8 @@ Examples:
       --query-embeddings q.npy --positive-embeddings p.npy --pos-sim 0.95 --search hnsw
 
 Output: part-NNNNN.parquet shards (id, query, positive, group, pos_score, negatives,
-neg_ids, neg_scores, n_valid, n_false_negatives, carried columns) and manifest.json,
-written last. Exit codes: 0 done, 2 bad input or options, 1 internal error.`,
+neg_ids, neg_scores, n_valid, n_false_negatives, carried columns; with --keep-filtered,
+filtered_texts, filtered_ids, filtered_scores, filtered_rules) and manifest.json, written last. Exit codes: 0 done, 2 bad input or options, 1 internal error.`,
   )
   cmd.action(async (flags: Record<string, unknown>) => {
     io.result = await runMine(flags, io)
@@ -126,6 +127,7 @@ async function runMine(flags: Record<string, unknown>, io: CliIO): Promise<MineR
     sampling: flags.sampling as 'top' | 'random',
     seed: flags.seed as number,
     pad: flags.pad as 'repeat' | 'none' | 'drop',
+    keepFiltered: flags.keepFiltered as number,
     search: flags.search as 'exact' | 'hnsw' | 'auto',
     ef: flags.ef as number,
     m: flags.m as number,
