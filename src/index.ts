@@ -37,10 +37,14 @@ export { writeShards, readShards } from './shards.js'
 export type { WriteShardsOptions, ShardInfo, ShardRow, CarriedColumn } from './shards.js'
 export { MiningStats } from './stats.js'
 export type { MineSummary, GroupCounts, ScoreSummary } from './stats.js'
-export { readManifest, hashFile, MANIFEST_FILE } from './manifest.js'
+export { readManifest, hashFile, MANIFEST_FILE, REPORT_FILE } from './manifest.js'
 export type { Manifest, ManifestInput, ManifestShard } from './manifest.js'
 export { mineNegatives, toolVersion, AUTO_EXACT_MAX_FLOP } from './mine.js'
 export type { MineOptions, MineResult, ProgressEvent } from './mine.js'
+export { buildReportData, renderReport, writeReport } from './report.js'
+export type {
+  ReportOptions, ReportProgressEvent, ReportData, GroupReport, GroupScan, SampleRow, ShardLayout, Histogram, ReportThumbnail, WriteReportResult,
+} from './report.js'
 export { validateDataset, validateShards, formatReport, mergeReports, reportFails, countBySeverity, CHECKS } from './validate.js'
 export type {
   ValidateDatasetOptions, ValidateShardsOptions, ValidateCommonOptions, ValidationReport, Finding, FindingCode, Severity,

@@ -268,6 +268,44 @@ export function readShardRows(file: string): AsyncIterable<ShardRow> {
   }
 }
 
+/** A shard opened for reading chosen columns of chosen rows (what a report needs of a large run). */
+export interface ShardColumns {
+  file: string // the shard path
+  rows: number // rows in the shard
+  columns: string[] // top-level column names, in schema order
+  rowGroups: { rowStart: number; rowEnd: number }[] // 0-based row ranges [rowStart, rowEnd) of the row groups
+  read(columns: readonly string[], rowStart: number, rowEnd: number): Promise<Record<string, unknown>[]> // rows [rowStart, rowEnd) with only `columns`
+}
+
+/**
+ * Opens one shard for column reads: only the footer is read here; each `read` decodes just
+ * the pages of the given columns that hold the given rows. Throws E_BAD_FILE for a file
+ * that is missing or not Parquet, or (from `read`) for rows that cannot be decoded.
+ */
+export async function openShardColumns(file: string): Promise<ShardColumns> {
+  const { buffer, metadata } = await openShardFile(file)
+  const rowGroups: ShardColumns['rowGroups'] = []
+  let rowStart = 0
+  for (const group of metadata.row_groups) {
+    rowGroups.push({ rowStart, rowEnd: rowStart + Number(group.num_rows) })
+    rowStart += Number(group.num_rows)
+  }
+  return {
+    file,
+    rows: Number(metadata.num_rows),
+    columns: topLevelColumns(metadata),
+    rowGroups,
+    async read(columns, start, end) {
+      try {
+        return await parquetReadObjects({ file: buffer, metadata, columns: [...columns], rowStart: start, rowEnd: end, compressors: decompressors })
+      } catch (err) {
+        const why = err instanceof Error ? err.message : String(err)
+        throw new HardnegError('E_BAD_FILE', `cannot decode rows ${start + 1}-${end} of columns ${columns.join(', ')} (${why}), expected a readable Parquet shard`, { file })
+      }
+    },
+  }
+}
+
 async function openShardFile(file: string): Promise<{ buffer: AsyncBuffer, metadata: FileMetaData }> {
   const info = await stat(file).catch((err: unknown) => {
     throw new HardnegError('E_BAD_FILE', `cannot open the shard (${errorCode(err)})`, { file })

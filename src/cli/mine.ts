@@ -9,6 +9,7 @@ import { Command, Option } from 'commander'
 import { HardnegError, mineNegatives, type MineOptions, type MineResult } from '../index.js'
 import { choiceArg, intArg, listArg, numberArg, rangeArg } from './_args.js'
 import { createProgress } from './progress.js'
+import { reportAfterMining } from './report.js'
 import type { CliIO } from './main.js'
 
 /** The embedded default dataset: the SNLI test sample in fixtures/snli. */
@@ -71,6 +72,7 @@ export function mineCommand(io: CliIO, name = 'mine'): Command {
     .option('--threads <n>', 'threads for exact search (default: all cores)', intArg('--threads', 1))
     .option('--query-block-rows <n>', 'queries scored per block', intArg('--query-block-rows', 1))
     .option('--pool-block-rows <n>', 'pool rows scored per block (exact)', intArg('--pool-block-rows', 1))
+    .option('--report [file]', 'after mining, write an HTML report of the run (hardneg report) into --out, or to file')
     .option('--json', 'print the summary as JSON on stdout', false)
     .option('--quiet', 'no progress output', false)
   cmd.addHelpText(
@@ -146,6 +148,17 @@ async function runMine(flags: Record<string, unknown>, io: CliIO): Promise<MineR
   }
   if (flags.json === true) io.stdout(JSON.stringify(result.summary, null, 2) + '\n')
   else io.stdout(formatSummary(result))
+  if (flags.report !== undefined) {
+    const reportProgress = createProgress({ write: io.stderr, tty: io.stderrIsTTY })
+    try {
+      const line = await reportAfterMining(result.out, flags.report === true ? true : String(flags.report), flags.quiet === true ? {} : { onProgress: reportProgress.onProgress })
+      // With --json, stdout holds only the JSON summary.
+      if (flags.json === true) io.stderr(line)
+      else io.stdout(line)
+    } finally {
+      reportProgress.done()
+    }
+  }
   return result
 }
 
