@@ -80,7 +80,7 @@ function runSection(data: ReportData): string {
   const timings = Object.entries(m.timings ?? {}).map(([k, v]) => `<tr><td>${esc(k)}</td><td class="num">${fmt(v, 2)} s</td></tr>`)
   return `<section id="run"><h2>Run</h2>
 <dl class="facts">${facts.map(([k, v]) => `<div><dt>${esc(k)}</dt><dd>${v}</dd></div>`).join('')}</dl>
-<div class="cols"><div><h3>Inputs</h3><table><tr><th>role</th><th>path</th><th>bytes</th><th>sha256</th></tr>${inputs.join('')}</table>
+<div class="cols"><div><h3>Inputs</h3>${inputs.length === 0 ? '<p class="note">none recorded</p>' : `<table><tr><th>role</th><th>path</th><th>bytes</th><th>sha256</th></tr>${inputs.join('')}</table>`}
 <h3>Timings</h3><table>${timings.join('')}</table></div>
 <div><h3>Options</h3><table class="options">${options.join('')}</table></div></div></section>`
 }
@@ -115,15 +115,15 @@ function scoresSection(data: ReportData): string {
 <li>${filteredNote}</li></ul>
 ${others.length > 0 ? `<p>Also on: ${esc(others.join(', '))} (these rules compare other vectors, so their candidates can score below the ceiling).</p>` : ''}
 <p>How to read it: negatives piled up just under the ceiling and filtered candidates just above it mean the margin decides many candidates; check those rows in the gallery. If the filtered candidates there are often true negatives, the threshold is too strict; if negatives that mean the same as the positive survive, it is too loose.</p></div>`
-  const charts = [histogramFigure('all groups', data.overall, data, range)]
   // One chart per group when there is more than one to compare; one group's chart would repeat the overall one.
   const withRows = data.groups.filter(g => g.rows > 0)
-  if (withRows.length > 1) for (const g of withRows) charts.push(histogramFigure(`group ${groupName(g.name)}`, g, data, range))
+  const perGroup = withRows.length > 1
+  const charts = [histogramFigure('all groups', data.overall, range, perGroup ? 560 : 760)]
+  if (perGroup) for (const g of withRows) charts.push(histogramFigure(`group ${groupName(g.name)}`, g, range, 560))
   return `<section id="scores"><h2>Score distributions</h2>${legend}<div class="charts">${charts.join('\n')}</div></section>`
 }
 
-function histogramFigure(caption: string, g: GroupReport, data: ReportData, [xlo, xhi]: [number, number]): string {
-  const W = 520
+function histogramFigure(caption: string, g: GroupReport, [xlo, xhi]: [number, number], W: number): string {
   const left = 92
   const right = 12
   const panelH = 54
@@ -135,7 +135,7 @@ function histogramFigure(caption: string, g: GroupReport, data: ReportData, [xlo
     ['filtered', 'filtered', g.filtered],
   ]
   const x = (v: number): number => left + ((v - xlo) / (xhi - xlo)) * (W - left - right)
-  const top = 6
+  const top = 16
   const H = top + series.length * (panelH + gap) + 18
   const out: string[] = []
   series.forEach(([key, label, h], p) => {
@@ -158,8 +158,8 @@ function histogramFigure(caption: string, g: GroupReport, data: ReportData, [xlo
   const bottom = top + series.length * (panelH + gap) - gap
   const median = binnedQuantile(g.ceiling, 0.5)
   if (median !== null && median >= xlo && median <= xhi) {
-    out.push(`<line x1="${x(median).toFixed(1)}" y1="${top}" x2="${x(median).toFixed(1)}" y2="${bottom}" class="margin"><title>median ceiling ≈ ${fmt(median)}</title></line>`)
-    out.push(`<text x="${Math.min(W - right - 2, x(median) + 3).toFixed(1)}" y="${top + 10}" class="small" text-anchor="${x(median) > W - 110 ? 'end' : 'start'}">median ceiling ≈ ${fmt(median, 2)}</text>`)
+    out.push(`<line x1="${x(median).toFixed(1)}" y1="${top - 2}" x2="${x(median).toFixed(1)}" y2="${bottom}" class="margin"><title>median ceiling ≈ ${fmt(median)}</title></line>`)
+    out.push(`<text x="${x(median).toFixed(1)}" y="${top - 5}" class="small" text-anchor="middle">median ceiling ≈ ${fmt(median, 2)}</text>`)
   }
   const step = xhi - xlo > 0.8 ? 0.2 : 0.1
   for (let t = Math.ceil(xlo / step - 1e-9) * step; t <= xhi + 1e-9; t += step) {
@@ -226,24 +226,24 @@ function sampleCard(s: SampleRow, data: ReportData, classOf: (p: string) => stri
   const negImages = data.layout.images.negatives !== undefined
   const filteredImages = data.layout.images.filtered !== undefined
   const cell = (shown: boolean, p: string | undefined): string => (shown ? `<td>${image(p, 'small')}</td>` : '')
-  const negs = s.negatives.map((n, i) => `<tr class="neg${n.repeat ? ' repeat' : ''}"><td class="num">${i + 1}</td>${cell(negImages, n.image)}<td>${text(n.text)}</td>` +
-    `<td class="num">${fmt(n.score)}</td><td class="num">${delta(n.score)}</td></tr>`)
+  const negs = s.negatives.map((n, i) => `<tr class="neg${n.repeat ? ' repeat' : ''}"><td class="num rank">${i + 1}</td>${cell(negImages, n.image)}<td>${text(n.text)}</td>` +
+    `<td class="num score">${fmt(n.score)}</td><td class="num delta">${delta(n.score)}</td></tr>`)
   let filtered: string
   if (s.filtered === undefined) filtered = `<p class="note">${int(s.nFalseNegatives)} candidates filtered (not stored: mined without --keep-filtered).</p>`
   else if (s.filtered.length === 0) filtered = `<p class="note">No candidate was filtered for this query.</p>`
   else {
     const rows = s.filtered.map(f => {
       const meaning = ruleMeaning(f.rule, data)
-      return `<tr class="filtered-row">${cell(filteredImages, f.image)}<td>${text(f.text)}</td><td class="num">${fmt(f.score)}</td><td class="num">${delta(f.score)}</td>` +
+      return `<tr class="filtered-row">${cell(filteredImages, f.image)}<td>${text(f.text)}</td><td class="num score">${fmt(f.score)}</td><td class="num delta">${delta(f.score)}</td>` +
         `<td><span class="rule" title="${esc(meaning ?? 'a rule named by the run')}">${esc(f.rule)}</span></td></tr>`
     })
     const more = s.nFalseNegatives > s.filtered.length ? `, ${int(s.nFalseNegatives - s.filtered.length)} more filtered, not stored` : ''
-    filtered = `<table class="filtered"><caption>filtered as false negatives (${s.filtered.length} stored${more})</caption><tr>${filteredImages ? '<th>image</th>' : ''}<th>text</th><th>score</th><th>Δ</th><th>rule</th></tr>${rows.join('')}</table>`
+    filtered = `<table class="filtered${filteredImages ? ' tiles' : ''}"><caption>filtered as false negatives (${s.filtered.length} stored${more})</caption><tr>${filteredImages ? '<th>image</th>' : ''}<th>text</th><th>score</th><th>Δ</th><th>rule</th></tr>${rows.join('')}</table>`
   }
   return `<article class="sample" id="row-${s.index}" data-row="${s.index}">
 <header><b>row ${int(s.index + 1)}</b> · id <code>${esc(s.id)}</code> · group <code>${esc(groupName(s.group))}</code> · pos_score <b>${fmt(s.posScore)}</b> · ceiling ${fmt(s.ceiling)} · ${s.nValid}${k === undefined ? '' : `/${k}`} distinct negatives · ${int(s.nFalseNegatives)} filtered</header>
 <div class="pair"><div class="side"><h4>query</h4>${image(s.queryImage, 'big')}${text(s.query)}</div><div class="side"><h4>positive <span class="small">${fmt(s.posScore)}</span></h4>${image(s.positiveImage, 'big')}${text(s.positive)}</div></div>
-<table class="negs"><caption>negatives</caption><tr><th>#</th>${negImages ? '<th>image</th>' : ''}<th>text</th><th>score</th><th>Δ</th></tr>${negs.join('')}</table>
+<table class="negs${negImages ? ' tiles' : ''}"><caption>negatives</caption><tr><th>#</th>${negImages ? '<th>image</th>' : ''}<th>text</th><th>score</th><th>Δ</th></tr>${negs.join('')}</table>
 ${filtered}</article>`
 }
 
@@ -292,6 +292,10 @@ svg .axis{stroke:#999;stroke-width:1}svg .margin{stroke:#000;stroke-width:1.2;st
 .th{display:inline-block;background:#eee center/contain no-repeat;vertical-align:top;margin:0 6px 4px 0}
 .th.big{width:128px;height:128px}.th.small{width:80px;height:80px}
 .th.missing{background:repeating-linear-gradient(45deg,#f3f3f3,#f3f3f3 6px,#e4e4e4 6px,#e4e4e4 12px);border:1px dashed #b00;color:#900;font:11px sans-serif;font-style:normal;text-align:center;display:inline-flex;align-items:center;justify-content:center}
+.tiles tbody{display:flex;flex-wrap:wrap;gap:6px}.tiles tr:first-child{display:none}
+.tiles tr{display:flex;flex-direction:column;width:124px;border:1px solid #e2e2e2;background:#fff}.tiles td{border:0;padding:1px 5px;width:auto!important;text-align:left}
+.tiles .th.small{width:112px;height:84px;margin:0}.tiles .text{max-height:5em;font-size:12px}
+.tiles td.num::before{color:#777;font-size:11px}.tiles td.score::before{content:"score "}.tiles td.delta::before{content:"Δ "}.tiles td.rank::before{content:"#"}
 span.path{display:block;font:11px ui-monospace,monospace;color:#555}
 footer{color:#777;font-size:12px;padding:24px 16px}
 `
