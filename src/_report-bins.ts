@@ -49,16 +49,6 @@ export class ScoreBins {
     }
   }
 
-  /** Adds another accumulator's counts (same bins). */
-  merge(other: ScoreBins): void {
-    if (other.lo !== this.lo || other.hi !== this.hi || other.counts.length !== this.counts.length) throw new RangeError('merging histograms with other bins')
-    for (let i = 0; i < this.counts.length; i++) this.counts[i] = (this.counts[i] as number) + (other.counts[i] as number)
-    this.total += other.total
-    this.below += other.below
-    this.above += other.above
-    this.sum += other.sum
-  }
-
   /** The counts as plain data. */
   histogram(): Histogram {
     const mean = this.total === 0 ? null : this.sum / this.total

@@ -150,9 +150,9 @@ function histogramFigure(caption: string, g: GroupReport, [xlo, xhi]: [number, n
     const max = Math.max(0, ...h.counts)
     out.push(`<g class="series" data-series="${key}" data-total="${h.total}"><path d="${stepPath(h, x, xlo, xhi, base, panelH, max)}" fill="${COLORS[key]}" fill-opacity="${key === 'ceiling' ? 0.35 : 0.75}"/></g>`)
     out.push(`<text x="4" y="${y0 + 14}" class="lbl" fill="${COLORS[key]}">${label}</text>`)
-    const outside = [h.below > 0 ? `${int(h.below)} < ${h.lo}` : '', h.above > 0 ? `${int(h.above)} > ${h.hi}` : ''].filter(Boolean).join(', ')
+    const outside = [h.below > 0 ? `${int(h.below)} below ${h.lo}` : '', h.above > 0 ? `${int(h.above)} above ${h.hi}` : ''].filter(Boolean).join(', ')
     out.push(`<text x="4" y="${y0 + 28}" class="small">n ${int(h.total)}</text>`)
-    if (outside !== '') out.push(`<text x="${W - right}" y="${y0 + 10}" class="small" text-anchor="end">${outside}</text>`)
+    if (outside !== '') out.push(`<text x="${W - right}" y="${y0 + 10}" class="small" text-anchor="end">${outside} (not drawn)</text>`)
     out.push(`<text x="4" y="${y0 + 40}" class="small">max ${int(max)}/bin</text>`)
   })
   const bottom = top + series.length * (panelH + gap) - gap

@@ -88,7 +88,10 @@ class GroupAccumulator {
   readonly storedByRule = new Map<string, number>()
 
   constructor(readonly name: string, bins: number) {
-    ;[this.positive, this.negative, this.ceiling, this.filtered] = [0, 1, 2, 3].map(() => new ScoreBins(-1, 1, bins)) as [ScoreBins, ScoreBins, ScoreBins, ScoreBins]
+    this.positive = new ScoreBins(-1, 1, bins)
+    this.negative = new ScoreBins(-1, 1, bins)
+    this.ceiling = new ScoreBins(-1, 1, bins)
+    this.filtered = new ScoreBins(-1, 1, bins)
   }
 
   result(layout: ShardLayout): GroupScan {

@@ -43,18 +43,6 @@ describe('score bins', () => {
     expect(h.mean).toBeCloseTo((1.05 + 1.1 - 1.5 + 0.25) / 4, 12)
   })
 
-  it('merges accumulators with the same bins and refuses others', () => {
-    const a = new ScoreBins(-1, 1, 8)
-    const b = new ScoreBins(-1, 1, 8)
-    a.add(0.1)
-    b.add(0.1)
-    b.add(0.9)
-    a.merge(b)
-    expect(a.histogram().counts).toEqual([0, 0, 0, 0, 2, 0, 0, 1])
-    expect(a.histogram().total).toBe(3)
-    expect(() => a.merge(new ScoreBins(-1, 1, 4))).toThrow('merging histograms with other bins')
-  })
-
   it('gives quantiles within one bin width, and the occupied bin range', () => {
     const bins = new ScoreBins(-1, 1, 200)
     for (let i = 0; i < 1000; i++) bins.add(-0.2 + (0.8 * i) / 1000) // uniform on [-0.2, 0.6)
@@ -339,6 +327,15 @@ describe('hardneg report CLI', () => {
     await writeReport({ shards: run })
     expect(await runMineNegatives([...mine, '--out', run, '--overwrite'], captureIO())).toBe(0)
     await expect(readFile(path.join(run, 'report.html'))).rejects.toThrow(/ENOENT/)
+  })
+
+  it('mine --help lists --keep-filtered and --report', async () => {
+    const io = captureIO()
+    expect(await runHardneg(['mine', '--help'], io)).toBe(0)
+    const help = io.out.join('')
+    expect(help).toContain('--keep-filtered <n>')
+    expect(help).toMatch(/--report \[file\]\s+after mining, write an HTML report of the run/)
+    expect(help).toContain('filtered_texts, filtered_ids, filtered_scores, filtered_rules')
   })
 
   it('prints help', async () => {

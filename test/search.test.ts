@@ -161,10 +161,30 @@ describe('removed candidates (keepRemoved)', () => {
       expect(got.map((r) => r.filtered!.rule)).toEqual(want.map((w) => w.map((c) => c.rule)))
       for (let i = 0; i < batch.rows; i++) {
         for (const [j, c] of want[i]!.entries()) expect(got[i]!.filtered!.score[j]).toBeCloseTo(c.score, 5)
+        // Removed scores are the same float32 sgemm scores the ceiling was compared with.
+        for (const [j, rule] of got[i]!.filtered!.rule.entries()) {
+          if (rule === 'ceiling') expect(got[i]!.filtered!.score[j]!).toBeGreaterThan(batch.caps[i]!)
+        }
       }
     }
     expect(want.flat().some((c) => c.rule === 'pos_sim')).toBe(true)
     expect(want.flat().some((c) => c.rule === 'ceiling')).toBe(true)
+  })
+
+  it('gives removed candidates the exact scores they have when nothing is removed', async () => {
+    // Without rules every candidate is kept; with a ceiling of 0.35 the best ones are removed instead.
+    const all = await createExactSearcher({ pool, keep: 5 })
+    const removing = await createExactSearcher({ pool, keep: 5, keepRemoved: 5 })
+    const kept = await all.search({ ...batch, caps: new Float32Array(batch.rows).fill(2) })
+    const removed = await removing.search(batch)
+    await all.close()
+    await removing.close()
+    for (let i = 0; i < batch.rows; i++) {
+      if (removed[i]!.removed < 5) continue
+      expect(Array.from(removed[i]!.filtered!.index)).toEqual(Array.from(kept[i]!.index))
+      expect(Array.from(removed[i]!.filtered!.score)).toEqual(Array.from(kept[i]!.score))
+    }
+    expect(removed.filter((r) => r.removed >= 5).length).toBeGreaterThan(10)
   })
 
   it('leaves the kept candidates and counts unchanged, and never returns an excluded candidate as removed', async () => {

@@ -121,14 +121,14 @@ export function buildScoreGraph(rules: GraphRules): Uint8Array {
   ]
   if (rules.keepRemoved) {
     inputs.push(tensorInfo('kr', INT64, [1]))
-    // The same masking turned around: kept candidates sink below REMOVED_BELOW, removed ones keep their score.
-    nodes.push(node('Constant', [], ['one'], { value_float: { f: 1 } }))
-    nodes.push(node('Sub', ['one', 'removed_f'], ['kept_f']))
-    nodes.push(node('Mul', ['kept_f', 'penalty'], ['kept_penalty']))
+    // The same masking turned around, s + (-8 + 8 * removed): kept candidates sink below
+    // REMOVED_BELOW, removed ones keep their score exactly (s + 0).
+    nodes.push(node('Sub', ['penalty', 'removed_penalty'], ['kept_penalty']))
     nodes.push(node('Add', ['s', 'kept_penalty'], ['masked_kept']))
     nodes.push(node('TopK', ['masked_kept', 'kr'], ['removed_scores', 'removed_index'], { axis: { i: 1 }, largest: { i: 1 }, sorted: { i: 1 } }))
-    let code = ''
-    for (const [mask, bit] of ruleMasks) {
+    // With the ceiling alone, removed_f is already its code.
+    let code = ruleMasks.length === 1 ? 'removed_f' : ''
+    for (const [mask, bit] of code === '' ? ruleMasks : []) {
       nodes.push(node('Cast', [mask], [`${mask}_f`], { to: { i: FLOAT } }))
       let term = `${mask}_f`
       if (bit !== 1) {
