@@ -49,3 +49,25 @@ export async function decodeImage(input: Buffer, options: { maxSide?: number } =
   }
   return { ...shown, gray: { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) } }
 }
+
+/** A small JPEG of an image, for embedding in a page. */
+export interface Thumbnail {
+  jpeg: Buffer // JPEG bytes
+  width: number // pixels
+  height: number // pixels
+}
+
+/**
+ * A JPEG thumbnail of `input` that fits `maxSide` x `maxSide` (aspect kept, never
+ * enlarged, EXIF orientation applied, transparency flattened onto white). Throws sharp's
+ * error when the image cannot be decoded.
+ */
+export async function thumbnailJpeg(input: Buffer, options: { maxSide: number; quality: number }): Promise<Thumbnail> {
+  const { data, info } = await sharp(input, { failOn: 'error' })
+    .autoOrient()
+    .flatten({ background: '#ffffff' })
+    .resize(options.maxSide, options.maxSide, { fit: 'inside', withoutEnlargement: true })
+    .jpeg({ quality: options.quality, mozjpeg: true })
+    .toBuffer({ resolveWithObject: true })
+  return { jpeg: data, width: info.width, height: info.height }
+}

@@ -48,6 +48,18 @@ export const MINED_COLUMNS: readonly ShardColumn[] = [
   { name: 'n_false_negatives', type: 'int32', get: r => r.nFalseNegatives },
 ]
 
+/**
+ * The columns of `--keep-filtered`, written after the carried columns (as extra columns)
+ * only when it is on: the removed candidates of `MinedRow.filtered` as parallel lists,
+ * highest score first.
+ */
+export const FILTERED_COLUMNS: readonly ShardColumn[] = [
+  { name: 'filtered_texts', type: 'list<string>', get: r => (r.filtered ?? []).map(f => f.text) },
+  { name: 'filtered_ids', type: 'list<string>', get: r => (r.filtered ?? []).map(f => f.id) },
+  { name: 'filtered_scores', type: 'list<float32>', get: r => (r.filtered ?? []).map(f => f.score) },
+  { name: 'filtered_rules', type: 'list<string>', get: r => (r.filtered ?? []).map(f => f.rule) },
+]
+
 const CARRIED_TYPES: ReadonlySet<string> = new Set(['string', 'float64', 'int64', 'boolean'])
 const COLUMN_TYPES: ReadonlySet<string> = new Set([...CARRIED_TYPES, 'float32', 'int32', 'list<string>', 'list<float32>'])
 

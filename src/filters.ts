@@ -27,6 +27,29 @@ export function scoreCeiling(posScore: number, rules: FalseNegativeRules): numbe
   return Math.fround(cap)
 }
 
+/**
+ * The rule names a mined row gives its filtered candidates (`--keep-filtered`), in the
+ * order they are tried: the first that removes a candidate names it.
+ */
+export const RULE_NAMES = ['margin', 'max_score', 'relative_margin', 'pos_sim', 'query_sim'] as const
+
+/** One of {@link RULE_NAMES}. */
+export type FalseNegativeRule = (typeof RULE_NAMES)[number]
+
+/**
+ * Which of the three folded rules puts `score` above the ceiling of `posScore`: the first
+ * of margin, max_score, relative_margin whose own float32 bound it exceeds, or undefined
+ * when it is not above {@link scoreCeiling}. Each bound rounds like the ceiling does, so
+ * exactly the candidates above the ceiling get a name.
+ */
+export function ceilingRule(score: number, posScore: number, rules: FalseNegativeRules): 'margin' | 'max_score' | 'relative_margin' | undefined {
+  const s = Math.fround(score)
+  if (s > Math.fround(posScore + rules.threshold)) return 'margin'
+  if (rules.maxScore !== undefined && s > Math.fround(rules.maxScore)) return 'max_score'
+  if (rules.relativeMargin !== undefined && s > Math.fround(posScore * (1 - rules.relativeMargin))) return 'relative_margin'
+  return undefined
+}
+
 /** Checks that every rule value is a finite number in its range; throws E_BAD_OPTION naming the option. */
 export function checkRules(rules: FalseNegativeRules): void {
   const check = (name: string, value: number | undefined, lo: number, hi: number): void => {

@@ -40,6 +40,13 @@ export const IMAGE_COLUMNS: readonly ShardColumn[] = [
   { name: 'neg_images', type: 'list<string>', get: (r) => r.negImages ?? r.negatives.map(() => '') },
 ]
 
+/** With --keep-filtered in a run with images: each filtered candidate's image path, aligned with `filtered_texts`. */
+export const FILTERED_IMAGES_COLUMN: ShardColumn = {
+  name: 'filtered_images',
+  type: 'list<string>',
+  get: (r) => (r.filtered ?? []).map((f) => f.image ?? ''),
+}
+
 /** One line of UniME-V2's training JSON Lines. */
 export interface UnimeV2Record {
   query_text: string // query text ('' = none)
@@ -162,14 +169,20 @@ class JsonlShard {
 export async function writeRowsAs(
   format: OutputFormat,
   rows: AsyncIterable<MinedRow>,
-  options: { dir: string; shardRows?: number; carriedColumns: Parameters<typeof writeShards>[1]['carriedColumns']; images: boolean },
+  options: {
+    dir: string // output directory
+    shardRows?: number // rows per shard (default 100000)
+    carriedColumns: Parameters<typeof writeShards>[1]['carriedColumns'] // carried columns (Parquet layouts)
+    images: boolean // a run with images: hardneg's layout gains the image columns
+    extraColumns?: readonly ShardColumn[] // further columns for the Parquet layouts, e.g. --keep-filtered's (default none)
+  },
 ): Promise<ShardInfo[]> {
-  const { dir, shardRows, carriedColumns, images } = options
+  const { dir, shardRows, carriedColumns, images, extraColumns = [] } = options
   switch (format) {
     case 'parquet':
-      return writeShards(rows, { dir, ...(shardRows ? { shardRows } : {}), carriedColumns, ...(images ? { extraColumns: IMAGE_COLUMNS } : {}) })
+      return writeShards(rows, { dir, ...(shardRows ? { shardRows } : {}), carriedColumns, extraColumns: [...(images ? IMAGE_COLUMNS : []), ...extraColumns] })
     case 'mmeb':
-      return writeShards(rows, { dir, ...(shardRows ? { shardRows } : {}), carriedColumns, baseColumns: MMEB_COLUMNS })
+      return writeShards(rows, { dir, ...(shardRows ? { shardRows } : {}), carriedColumns, baseColumns: MMEB_COLUMNS, extraColumns })
     case 'unime-v2':
       return writeJsonlShards(rows, { dir, ...(shardRows ? { shardRows } : {}), toRecord: toUnimeV2 })
   }

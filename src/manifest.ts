@@ -55,6 +55,9 @@ export interface Manifest {
 /** The manifest file name inside an output directory. */
 export const MANIFEST_FILE = 'manifest.json'
 
+/** The file name `hardneg report` (and `mine-negatives --report`) writes into a run's directory by default. */
+export const REPORT_FILE = 'report.html'
+
 /** Streams a file through sha256. */
 export async function hashFile(file: string): Promise<{ bytes: number; sha256: string }> {
   const hash = createHash('sha256')

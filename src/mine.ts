@@ -9,7 +9,7 @@ import { EmbeddingSet } from './_embedding-set.js'
 import { HardnegError } from './errors.js'
 import { readEmbeddingHeader, type EmbeddingFileOptions, type EmbeddingHeader } from './embeddings.js'
 import { checkRules, type FalseNegativeRules } from './filters.js'
-import { OUTPUT_FORMATS, writeRowsAs, type OutputFormat } from './formats.js'
+import { FILTERED_IMAGES_COLUMN, OUTPUT_FORMATS, writeRowsAs, type OutputFormat } from './formats.js'
 import { DEFAULT_IMAGE_DUP_DISTANCE, IMAGE_CACHE_FILE, hashImages, type HashedImage, type ImageRef } from './images.js'
 import { describeInput, writeManifest, type Manifest } from './manifest.js'
 import { mineGroup, type HnswParams, type SearchMethod } from './negatives.js'
@@ -18,7 +18,7 @@ import { collectPairs, type PairsFormat, type PresetName } from './pairs.js'
 import { buildPool, type CorpusRecord, type PoolOptions } from './pool.js'
 import { readCorpus } from './corpus.js'
 import { checkSelectOptions, type SelectOptions } from './select.js'
-import type { CarriedColumn } from './shards.js'
+import { FILTERED_COLUMNS, type CarriedColumn } from './shards.js'
 import { MiningStats, type MineSummary } from './stats.js'
 import type { EmbeddingMatrix, MinedRow, PairRecord } from './types.js'
 
@@ -58,6 +58,7 @@ export interface MineOptions {
   range?: [number, number] // random sampling: 0-based ranks [min, max) (default [0, 100])
   seed?: number // random sampling seed (default 0)
   pad?: 'repeat' | 'none' | 'drop' // rows with fewer than k negatives (default 'repeat')
+  keepFiltered?: number // removed candidates stored per row (filtered_* columns), highest score first, for `hardneg report` (default 0: none, and no such columns)
   search?: SearchMethod | 'auto' // exact, hnsw, or auto by pool size and dimension (default 'auto')
   m?: number // hnsw graph degree (default 16)
   ef?: number // hnsw search list size (default 128)
@@ -149,6 +150,10 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
   checkPositiveInt('threads', options.threads)
   checkPositiveInt('queryBlockRows', options.queryBlockRows)
   checkPositiveInt('poolBlockRows', options.poolBlockRows)
+  const keepFiltered = options.keepFiltered ?? 0
+  if (!Number.isSafeInteger(keepFiltered) || keepFiltered < 0) {
+    throw new HardnegError('E_BAD_OPTION', `keepFiltered: ${String(options.keepFiltered)}, expected an integer >= 0`)
+  }
   if ((options.corpus === undefined) !== (options.corpusEmbeddings === undefined)) {
     throw new HardnegError('E_BAD_OPTION', 'corpus and corpusEmbeddings go together, expected both or neither')
   }
@@ -275,6 +280,7 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
           rules,
           ...(duplicates ? { duplicates, images: true } : {}),
           select,
+          keepFiltered,
           search: chosen,
           hnsw,
           ...pick(options, ['threads', 'queryBlockRows', 'poolBlockRows']),
@@ -295,6 +301,7 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
       ...(options.shardRows !== undefined ? { shardRows: options.shardRows } : {}),
       carriedColumns,
       images: withImages,
+      extraColumns: keepFiltered > 0 ? (withImages ? [...FILTERED_COLUMNS, FILTERED_IMAGES_COLUMN] : FILTERED_COLUMNS) : [],
     })
     t = performance.now()
     await commitOutput(options.out, staging, shards.map((s) => s.file))
@@ -508,10 +515,17 @@ function effectiveOptions(
     ...rest,
     ...rules,
     ...select,
+    keepFiltered: options.keepFiltered ?? 0,
     search: method,
     ...(method !== 'exact' ? hnsw : {}),
     outputFormat: output.outputFormat,
-    ...(withImages ? { onBadImage: output.onBadImage, imageDupDistance: output.imageDupDistance, imageRoot: options.imageRoot ?? path.dirname(listOf('pairs', options.pairs)[0] as string) } : {}),
+    ...(withImages
+      ? {
+          onBadImage: output.onBadImage,
+          imageDupDistance: output.imageDupDistance,
+          imageRoot: path.resolve(options.imageRoot ?? path.dirname(listOf('pairs', options.pairs)[0] as string)),
+        }
+      : {}),
   }
 }
 

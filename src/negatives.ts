@@ -2,14 +2,14 @@
  * Mining one group: score its queries against its pool, drop false negatives, pick k
  * hard negatives per query and pad. Yields output rows in the group's input order.
  */
-import type { DuplicateCheck } from './duplicates.js'
-import { scoreCeiling, type FalseNegativeRules } from './filters.js'
+import type { DuplicateCheck, DuplicateRule } from './duplicates.js'
+import { ceilingRule, scoreCeiling, type FalseNegativeRules } from './filters.js'
 import { EXCLUDE_WIDTH, writeExclusions, type CandidatePool, type PoolEntry } from './pool.js'
 import { createExactSearcher } from './search/exact.js'
 import { createHnswSearcher, dotRows } from './search/hnsw.js'
 import type { QueryBatch, SearchResult } from './search/_topk.js'
 import { candidatesNeeded, selectNegatives, type SelectOptions, type SelectOutcome } from './select.js'
-import type { EmbeddingMatrix, FalseNegativeCounts, MinedRow, PairRecord } from './types.js'
+import type { EmbeddingMatrix, FalseNegativeCounts, FilteredCandidate, MinedRow, PairRecord } from './types.js'
 
 /** How candidates are scored: exact blocked matrix multiply, or an HNSW graph. */
 export type SearchMethod = 'exact' | 'hnsw'
@@ -33,6 +33,7 @@ export interface MineGroupOptions {
   duplicates?: DuplicateCheck // image and text duplicate rules of a run with images (default: none)
   images?: boolean // rows carry queryImage, positiveImage and negImages (default false)
   select: SelectOptions // k, sampling and pad policy
+  keepFiltered?: number // removed candidates kept per row in `MinedRow.filtered`, highest score first (default 0: none, and `filtered` is absent)
   search: SearchMethod // exact or hnsw
   hnsw?: HnswParams // hnsw parameters (defaults above)
   threads?: number // onnxruntime threads for exact search (default: all cores); results do not depend on it
@@ -62,10 +63,12 @@ export async function* mineGroup(options: MineGroupOptions): AsyncGenerator<Mine
   // Never more than the pool holds: keep sizes per-query buffers.
   const keep = Math.max(1, Math.min(duplicates ? 2 * needed + DUPLICATE_SLACK : needed, poolSize))
   const splitMargin = rules.maxScore !== undefined || rules.relativeMargin !== undefined || rules.posSim !== undefined || rules.querySim !== undefined
+  const keepFiltered = options.keepFiltered ?? 0
   const common = {
     pool: poolVectors,
     keep,
     splitMargin,
+    ...(keepFiltered > 0 ? { keepRemoved: keepFiltered } : {}),
     ...(rules.posSim !== undefined ? { posSimMax: rules.posSim } : {}),
     ...(rules.querySim !== undefined && options.owners ? { querySimMax: rules.querySim, owners: options.owners } : {}),
   }
@@ -103,6 +106,7 @@ export async function* mineGroup(options: MineGroupOptions): AsyncGenerator<Mine
         const pair = pairs[start + i] as PairRecord
         let result = results[i] as SearchResult
         const counts: FalseNegativeCounts = { margin: 0, other: 0, imageDuplicate: 0, textDuplicate: 0 }
+        let duplicatesMet: Duplicate[] = []
         if (duplicates) {
           let fetched = keep
           let served = serveDistinct(result, pair, pool, needed, duplicates)
@@ -113,13 +117,15 @@ export async function* mineGroup(options: MineGroupOptions): AsyncGenerator<Mine
             served = serveDistinct(result, pair, pool, needed, duplicates)
           }
           result = served.result
-          counts.imageDuplicate = served.imageDuplicate
-          counts.textDuplicate = served.textDuplicate
+          duplicatesMet = served.duplicates
+          counts.imageDuplicate = served.duplicates.filter((d) => d.rule === 'image_duplicate').length
+          counts.textDuplicate = served.duplicates.length - counts.imageDuplicate
         }
         counts.margin = result.removedByMargin
         counts.other = result.removed - result.removedByMargin
         const { picks, outcome } = selectNegatives(result.index.length, pair.row, select)
         const row = outcome === 'dropped' ? null : toRow(pair, posScores[i] as number, result, picks, pool, counts, options.images ?? false)
+        if (row && keepFiltered > 0) row.filtered = filteredOf(result.filtered, duplicatesMet, posScores[i] as number, rules, pool, keepFiltered, options.images ?? false)
         options.onOutcome?.(row, outcome, pair, counts)
         if (row) yield row
       }
@@ -135,23 +141,34 @@ export async function* mineGroup(options: MineGroupOptions): AsyncGenerator<Mine
  * `needed`-th one served; duplicates further down are never looked at (they could not
  * be served) and not counted.
  */
-function serveDistinct(result: SearchResult, pair: PairRecord, pool: CandidatePool, needed: number, isDuplicate: DuplicateCheck) {
+function serveDistinct(
+  result: SearchResult,
+  pair: PairRecord,
+  pool: CandidatePool,
+  needed: number,
+  isDuplicate: DuplicateCheck,
+): { result: SearchResult; duplicates: Duplicate[] } {
   const index: number[] = []
   const score: number[] = []
-  let imageDuplicate = 0
-  let textDuplicate = 0
+  const duplicates: Duplicate[] = []
   for (let j = 0; j < result.index.length && index.length < needed; j++) {
     const c = result.index[j] as number
     const rule = isDuplicate(pair, pool.entries[c] as PoolEntry)
-    if (rule === 'image_duplicate') imageDuplicate++
-    else if (rule === 'text_duplicate') textDuplicate++
+    if (rule !== undefined) duplicates.push({ index: c, score: result.score[j] as number, rule })
     else {
       index.push(c)
       score.push(result.score[j] as number)
     }
   }
-  const served: SearchResult = { index: Int32Array.from(index), score: Float32Array.from(score), removed: result.removed, removedByMargin: result.removedByMargin }
-  return { result: served, imageDuplicate, textDuplicate }
+  const served: SearchResult = { ...result, index: Int32Array.from(index), score: Float32Array.from(score) }
+  return { result: served, duplicates }
+}
+
+/** A candidate a duplicate rule removed, with its score. */
+interface Duplicate {
+  index: number // pool index
+  score: number // sim(query, candidate)
+  rule: DuplicateRule
 }
 
 /** Row `i` of a batch as a batch of its own. */
@@ -204,4 +221,34 @@ function toRow(
     carried: pair.carried,
     ...(images ? { queryImage: pair.queryImage, positiveImage: pair.positiveImage, negImages } : {}),
   }
+}
+
+/**
+ * Removed candidates as a row stores them, each named by the first rule that removed it:
+ * the score rules' (from the search) and the duplicate rules' (met while serving),
+ * highest score first (ties to pool order), at most `keep`.
+ */
+function filteredOf(
+  removed: SearchResult['filtered'],
+  duplicates: readonly Duplicate[],
+  posScore: number,
+  rules: FalseNegativeRules,
+  pool: CandidatePool,
+  keep: number,
+  images: boolean,
+): FilteredCandidate[] {
+  const all: { index: number; score: number; rule: string }[] = duplicates.map((d) => ({ ...d }))
+  if (removed) {
+    removed.index.forEach((index, j) => {
+      const score = removed.score[j] as number
+      const by = removed.rule[j]
+      all.push({ index, score, rule: by === 'ceiling' ? ceilingRule(score, posScore, rules) ?? 'margin' : by ?? 'margin' })
+    })
+  }
+  all.sort((a, b) => b.score - a.score || a.index - b.index)
+  return all.slice(0, keep).map(({ index, score, rule }) => {
+    const entry = pool.entries[index]
+    if (!entry) throw new Error(`pool index ${index} out of range`)
+    return { text: entry.text, id: entry.id, score, rule, ...(images ? { image: entry.image } : {}) }
+  })
 }

@@ -7,7 +7,7 @@
 import { mkdir, readdir, rename, rm } from 'node:fs/promises'
 import path from 'node:path'
 import { HardnegError } from './errors.js'
-import { MANIFEST_FILE } from './manifest.js'
+import { MANIFEST_FILE, REPORT_FILE } from './manifest.js'
 
 const SHARD_PATTERN = /^part-\d{5,}\.(parquet|jsonl)$/
 const STAGING_PREFIX = '.hardneg-staging-'
@@ -39,11 +39,12 @@ export async function openOutput(out: string, overwrite: boolean): Promise<strin
 
 /**
  * Replaces any earlier run in `out` with the shards in `staging`: the old manifest goes
- * first, so no mix of old and new ever looks complete. The caller writes the new
- * manifest afterwards.
+ * first, so no mix of old and new ever looks complete; the old run's report.html goes too,
+ * so no page describes shards that are gone. The caller writes the new manifest afterwards.
  */
 export async function commitOutput(out: string, staging: string, shardFiles: readonly string[]): Promise<void> {
   await rm(path.join(out, MANIFEST_FILE), { force: true })
+  await rm(path.join(out, REPORT_FILE), { force: true })
   for (const n of await readdir(out)) if (SHARD_PATTERN.test(n)) await rm(path.join(out, n))
   for (const f of shardFiles) await rename(path.join(staging, f), path.join(out, f))
   await rm(staging, { recursive: true, force: true })

@@ -13,11 +13,11 @@ import type { AsyncBuffer, FileMetaData } from 'hyparquet'
 import { compressors as decompressors } from 'hyparquet-compressors'
 import { ParquetWriter } from 'hyparquet-writer'
 import type { ColumnSource, KeyValue } from 'hyparquet-writer'
-import { MINED_COLUMNS, RowGroupBuffer, parquetSchema, shardColumns } from './_shard-columns.js'
+import { FILTERED_COLUMNS, MINED_COLUMNS, RowGroupBuffer, parquetSchema, shardColumns } from './_shard-columns.js'
 import type { CarriedColumn, ShardColumn, ShardColumnType } from './_shard-columns.js'
 import { ShardSink } from './_shard-sink.js'
 import { HardnegError } from './errors.js'
-import type { CellValue, MinedRow } from './types.js'
+import type { CellValue, FilteredCandidate, MinedRow } from './types.js'
 
 export type { CarriedColumn, ShardColumn, ShardColumnType }
 
@@ -46,8 +46,10 @@ export interface ShardInfo {
 
 /** A row read back from a shard. */
 export interface ShardRow extends MinedRow {
-  extra: Record<string, unknown> // columns written through `extraColumns`, by name ({} when none)
+  extra: Record<string, unknown> // columns written through `extraColumns`, by name ({} when none); the filtered_* columns are read into `filtered` instead
 }
+
+export { FILTERED_COLUMNS }
 
 /** Key of the footer metadata entry that records which columns are carried and which are extra. */
 const LAYOUT_KEY = 'hardneg.columns'
@@ -267,6 +269,44 @@ export function readShardRows(file: string): AsyncIterable<ShardRow> {
   }
 }
 
+/** A shard opened for reading chosen columns of chosen rows (what a report needs of a large run). */
+export interface ShardColumns {
+  file: string // the shard path
+  rows: number // rows in the shard
+  columns: string[] // top-level column names, in schema order
+  rowGroups: { rowStart: number; rowEnd: number }[] // 0-based row ranges [rowStart, rowEnd) of the row groups
+  read(columns: readonly string[], rowStart: number, rowEnd: number): Promise<Record<string, unknown>[]> // rows [rowStart, rowEnd) with only `columns`
+}
+
+/**
+ * Opens one shard for column reads: only the footer is read here; each `read` decodes just
+ * the pages of the given columns that hold the given rows. Throws E_BAD_FILE for a file
+ * that is missing or not Parquet, or (from `read`) for rows that cannot be decoded.
+ */
+export async function openShardColumns(file: string): Promise<ShardColumns> {
+  const { buffer, metadata } = await openShardFile(file)
+  const rowGroups: ShardColumns['rowGroups'] = []
+  let rowStart = 0
+  for (const group of metadata.row_groups) {
+    rowGroups.push({ rowStart, rowEnd: rowStart + Number(group.num_rows) })
+    rowStart += Number(group.num_rows)
+  }
+  return {
+    file,
+    rows: Number(metadata.num_rows),
+    columns: topLevelColumns(metadata),
+    rowGroups,
+    async read(columns, start, end) {
+      try {
+        return await parquetReadObjects({ file: buffer, metadata, columns: [...columns], rowStart: start, rowEnd: end, compressors: decompressors })
+      } catch (err) {
+        const why = err instanceof Error ? err.message : String(err)
+        throw new HardnegError('E_BAD_FILE', `cannot decode rows ${start + 1}-${end} of columns ${columns.join(', ')} (${why}), expected a readable Parquet shard`, { file })
+      }
+    },
+  }
+}
+
 async function openShardFile(file: string): Promise<{ buffer: AsyncBuffer, metadata: FileMetaData }> {
   const info = await stat(file).catch((err: unknown) => {
     throw new HardnegError('E_BAD_FILE', `cannot open the shard (${errorCode(err)})`, { file })
@@ -335,7 +375,8 @@ function toShardRow(row: Record<string, unknown>, layout: ShardLayout): ShardRow
   const carried: Record<string, CellValue> = {}
   for (const name of layout.carried) carried[name] = (row[name] ?? null) as CellValue
   const extra: Record<string, unknown> = {}
-  for (const name of layout.extra) extra[name] = row[name] ?? null
+  for (const name of layout.extra) if (!FILTERED_NAMES.has(name)) extra[name] = row[name] ?? null
+  const filtered = layout.extra.includes('filtered_texts') ? filteredOf(row) : undefined
   return {
     id: row.id as string,
     query: row.query as string,
@@ -348,6 +389,15 @@ function toShardRow(row: Record<string, unknown>, layout: ShardLayout): ShardRow
     nValid: row.n_valid as number,
     nFalseNegatives: row.n_false_negatives as number,
     carried,
+    ...(filtered ? { filtered } : {}),
     extra,
   }
+}
+
+const FILTERED_NAMES: ReadonlySet<string> = new Set(FILTERED_COLUMNS.map(c => c.name))
+
+function filteredOf(row: Record<string, unknown>): FilteredCandidate[] {
+  const list = (name: string): unknown[] => (Array.isArray(row[name]) ? (row[name] as unknown[]) : [])
+  const [ids, scores, rules] = [list('filtered_ids'), list('filtered_scores'), list('filtered_rules')]
+  return list('filtered_texts').map((text, i) => ({ text: String(text), id: String(ids[i] ?? ''), score: Number(scores[i]), rule: String(rules[i] ?? '') }))
 }

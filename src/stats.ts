@@ -39,7 +39,8 @@ export interface MineSummary extends GroupCounts {
   groups: Record<string, GroupCounts> // per group, by name ('' = global)
 }
 
-function emptyCounts(): GroupCounts {
+/** Counts of a group with nothing recorded yet. */
+export function emptyGroupCounts(): GroupCounts {
   return {
     rowsIn: 0,
     rowsOut: 0,
@@ -78,7 +79,7 @@ class ScoreList {
 
 /** Accumulates counts and scores while a run streams its rows. */
 export class MiningStats {
-  private readonly total = emptyCounts()
+  private readonly total = emptyGroupCounts()
   private readonly groups = new Map<string, GroupCounts>()
   private readonly pos = new ScoreList()
   private readonly neg = new ScoreList()
@@ -114,7 +115,7 @@ export class MiningStats {
 
   private group(name: string): GroupCounts {
     let g = this.groups.get(name)
-    if (!g) this.groups.set(name, (g = emptyCounts()))
+    if (!g) this.groups.set(name, (g = emptyGroupCounts()))
     return g
   }
 

@@ -51,6 +51,16 @@ export interface MinedRow {
   queryImage?: string // query image path as written ('' = none); set in runs with images
   positiveImage?: string // positive image path as written ('' = none); set in runs with images
   negImages?: string[] // image path of each negative ('' = text-only), aligned with `negatives`; set in runs with images
+  filtered?: FilteredCandidate[] // with --keep-filtered N: up to N candidates the rules removed, highest score first (absent when off)
+}
+
+/** A candidate a false-negative rule removed, kept for inspection (`--keep-filtered`). */
+export interface FilteredCandidate {
+  text: string // candidate text
+  id: string // candidate id, as in `negIds`
+  score: number // sim(query, candidate)
+  rule: string // the first rule that removed it: margin, max_score, relative_margin, pos_sim, query_sim, image_duplicate or text_duplicate (readers should accept other names too)
+  image?: string // candidate image path in runs with images ('' = none)
 }
 
 /**

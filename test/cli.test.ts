@@ -241,6 +241,9 @@ describe('mine-negatives CLI', () => {
         --seed <s>                        random sampling seed (default: 0)
         --pad <policy>                    fewer than k left: repeat | none | drop
                                           (default: "repeat")
+        --keep-filtered <n>               store up to n removed candidates per row
+                                          with score and rule (filtered_* columns, for
+                                          hardneg report) (default: 0)
         --search <method>                 exact | hnsw | auto (exact unless the pool
                                           is very large) (default: "auto")
         --ef <n>                          hnsw search list size (default: 128)
@@ -251,6 +254,8 @@ describe('mine-negatives CLI', () => {
                                           cores)
         --query-block-rows <n>            queries scored per block
         --pool-block-rows <n>             pool rows scored per block (exact)
+        --report [file]                   after mining, write an HTML report of the
+                                          run (hardneg report) into --out, or to file
         --json                            print the summary as JSON on stdout
                                           (default: false)
         --quiet                           no progress output (default: false)
@@ -268,8 +273,9 @@ describe('mine-negatives CLI', () => {
 
       Output: part-NNNNN.parquet shards (id, query, positive, group, pos_score, negatives,
       neg_ids, neg_scores, n_valid, n_false_negatives, carried columns; with images also
-      query_image, pos_image, neg_images) and manifest.json, written last. Exit codes: 0 done,
-      2 bad input or options, 1 internal error.
+      query_image, pos_image, neg_images; with --keep-filtered, filtered_texts, filtered_ids,
+      filtered_scores, filtered_rules (and filtered_images)) and manifest.json, written last.
+      Exit codes: 0 done, 2 bad input or options, 1 internal error.
       "
     `)
   })

@@ -197,6 +197,19 @@ describe('near-duplicate images are false negatives', () => {
     for (const r of onRows) expect(r.nValid).toBe(2)
   })
 
+  it('--keep-filtered lists the duplicates met, with rule, score and image (filtered_images)', async () => {
+    const { options, pictures } = await plantedDataset()
+    await mineNegatives({ ...options, keepFiltered: 4 })
+    const rows = await duckRows(`SELECT id, filtered_texts, filtered_rules, filtered_images, filtered_scores FROM read_parquet('${options.out}/part-*.parquet') ORDER BY CAST(id AS INTEGER)`)
+    const row0 = rows[0]!
+    expect(row0.filtered_rules).toContain('image_duplicate')
+    const at = (row0.filtered_rules as string[]).indexOf('image_duplicate')
+    expect((row0.filtered_images as string[])[at]).toBe('images/A-q50.jpg')
+    expect((rows[8]!.filtered_images as string[])[(rows[8]!.filtered_rules as string[]).indexOf('image_duplicate')]).toBe(pictures[2])
+    const scores = row0.filtered_scores as number[]
+    expect([...scores].sort((a, b) => b - a)).toEqual(scores)
+  })
+
   it('hnsw search applies the same duplicate rules (small pools: it fetches the whole pool)', async () => {
     const { options } = await plantedDataset()
     const exact = await mineNegatives(options)

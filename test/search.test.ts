@@ -145,6 +145,99 @@ describe('exact search', () => {
   })
 })
 
+/** Brute force of the removed candidates: the `keep` best-scoring, each with the first rule that removed it. */
+function bruteRemoved(batch: QueryBatch, pool: { rows: number; dim: number; data: Float32Array }, keep: number, posSimMax?: number) {
+  return Array.from({ length: batch.rows }, (_, i) => {
+    const skip = Array.from(batch.exclude.subarray(i * batch.excludeWidth, (i + 1) * batch.excludeWidth))
+    const removed: { index: number; score: number; rule: string }[] = []
+    for (let c = 0; c < pool.rows; c++) {
+      if (skip.includes(c)) continue
+      const s = dotRows(batch.queries, i, pool.data, c, pool.dim)
+      const nearPos = posSimMax !== undefined && batch.positives ? dotRows(batch.positives, i, pool.data, c, pool.dim) > posSimMax : false
+      if (s > (batch.caps[i] as number)) removed.push({ index: c, score: s, rule: 'ceiling' })
+      else if (nearPos) removed.push({ index: c, score: s, rule: 'pos_sim' })
+    }
+    removed.sort((a, b) => b.score - a.score || a.index - b.index)
+    return removed.slice(0, keep)
+  })
+}
+
+describe('removed candidates (keepRemoved)', () => {
+  const dim = 48
+  const pool = randomUnit(3000, dim, 11, 4)
+  const batch = makeBatch(40, dim, 12, pool.rows, 0.35)
+
+  it('exact search returns the best-scoring removed candidates with their rule, like brute force, across pool blocks', async () => {
+    const want = bruteRemoved(batch, pool, 5, 0.3)
+    for (const poolBlockRows of [1024, 16384]) {
+      const searcher = await createExactSearcher({ pool, keep: 8, keepRemoved: 5, posSimMax: 0.3, poolBlockRows })
+      const got = await searcher.search(batch)
+      await searcher.close()
+      expect(got.map((r) => Array.from(r.filtered!.index))).toEqual(want.map((w) => w.map((c) => c.index)))
+      expect(got.map((r) => r.filtered!.rule)).toEqual(want.map((w) => w.map((c) => c.rule)))
+      for (let i = 0; i < batch.rows; i++) {
+        for (const [j, c] of want[i]!.entries()) expect(got[i]!.filtered!.score[j]).toBeCloseTo(c.score, 5)
+        // Removed scores are the same float32 sgemm scores the ceiling was compared with.
+        for (const [j, rule] of got[i]!.filtered!.rule.entries()) {
+          if (rule === 'ceiling') expect(got[i]!.filtered!.score[j]!).toBeGreaterThan(batch.caps[i]!)
+        }
+      }
+    }
+    expect(want.flat().some((c) => c.rule === 'pos_sim')).toBe(true)
+    expect(want.flat().some((c) => c.rule === 'ceiling')).toBe(true)
+  })
+
+  it('gives removed candidates the exact scores they have when nothing is removed', async () => {
+    // Without rules every candidate is kept; with a ceiling of 0.35 the best ones are removed instead.
+    const all = await createExactSearcher({ pool, keep: 5 })
+    const removing = await createExactSearcher({ pool, keep: 5, keepRemoved: 5 })
+    const kept = await all.search({ ...batch, caps: new Float32Array(batch.rows).fill(2) })
+    const removed = await removing.search(batch)
+    await all.close()
+    await removing.close()
+    for (let i = 0; i < batch.rows; i++) {
+      if (removed[i]!.removed < 5) continue
+      expect(Array.from(removed[i]!.filtered!.index)).toEqual(Array.from(kept[i]!.index))
+      expect(Array.from(removed[i]!.filtered!.score)).toEqual(Array.from(kept[i]!.score))
+    }
+    expect(removed.filter((r) => r.removed >= 5).length).toBeGreaterThan(10)
+  })
+
+  it('leaves the kept candidates and counts unchanged, and never returns an excluded candidate as removed', async () => {
+    const plain = await createExactSearcher({ pool, keep: 8, posSimMax: 0.3 })
+    const withRemoved = await createExactSearcher({ pool, keep: 8, posSimMax: 0.3, keepRemoved: 50 })
+    const a = await plain.search(batch)
+    const b = await withRemoved.search(batch)
+    await plain.close()
+    await withRemoved.close()
+    expect(a.every((r) => r.filtered === undefined)).toBe(true)
+    expect(b.map((r) => [Array.from(r.index), Array.from(r.score), r.removed])).toEqual(a.map((r) => [Array.from(r.index), Array.from(r.score), r.removed]))
+    for (let i = 0; i < batch.rows; i++) {
+      const skip = [batch.exclude[i * 2], batch.exclude[i * 2 + 1]]
+      for (const c of b[i]!.filtered!.index) expect(skip).not.toContain(c)
+      expect(b[i]!.filtered!.index.length).toBe(Math.min(50, b[i]!.removed))
+    }
+  })
+
+  it('hnsw returns the removed candidates among those it fetched, best first', async () => {
+    // Only the ceiling rule: what it removes are the query's nearest neighbours, which the
+    // graph fetches first (candidates near the positive need not be among them).
+    const hnsw = await createHnswSearcher({ pool, keep: 8, keepRemoved: 5 })
+    const got = await hnsw.search(batch)
+    await hnsw.close()
+    const want = bruteRemoved(batch, pool, 5)
+    let same = 0
+    for (let i = 0; i < batch.rows; i++) {
+      const f = got[i]!.filtered!
+      expect(f.index.length).toBeLessThanOrEqual(Math.min(5, got[i]!.removed))
+      for (let j = 1; j < f.score.length; j++) expect(f.score[j]!).toBeLessThanOrEqual(f.score[j - 1]!)
+      expect(f.rule.every((r) => r === 'ceiling')).toBe(true)
+      if (JSON.stringify(Array.from(f.index)) === JSON.stringify(want[i]!.map((c) => c.index))) same++
+    }
+    expect(same / batch.rows).toBeGreaterThanOrEqual(0.9)
+  })
+})
+
 describe('hnsw search', () => {
   it('reaches recall@8 >= 0.99 against exact on clustered data', async () => {
     const dim = 64

@@ -5,6 +5,7 @@
 import { Command, CommanderError } from 'commander'
 import { isHardnegError, toolVersion, type MineResult } from '../index.js'
 import { mineCommand } from './mine.js'
+import { reportCommand } from './report.js'
 import { validateCommand } from './validate.js'
 
 /** Where the CLI writes, and what it returns to a test. */
@@ -41,6 +42,7 @@ export async function runHardneg(argv: readonly string[], io: CliIO = processIO(
     .showHelpAfterError()
   program.addCommand(configure(mineCommand(io, 'mine'), io).alias('mine-negatives'))
   program.addCommand(configure(validateCommand(io), io))
+  program.addCommand(configure(reportCommand(io), io))
   return run(program, argv, io)
 }
 

@@ -9,6 +9,7 @@ import { Command, Option } from 'commander'
 import { HardnegError, mineNegatives, type MineOptions, type MineResult } from '../index.js'
 import { choiceArg, intArg, listArg, numberArg, rangeArg } from './_args.js'
 import { createProgress } from './progress.js'
+import { reportAfterMining } from './report.js'
 import type { CliIO } from './main.js'
 
 /** The embedded default dataset: the SNLI test sample in fixtures/snli. */
@@ -71,6 +72,7 @@ export function mineCommand(io: CliIO, name = 'mine'): Command {
     .option('--range <min:max>', 'random sampling: 0-based rank window [min, max)', rangeArg('--range'))
     .option('--seed <s>', 'random sampling seed', intArg('--seed', 0), 0)
     .option('--pad <policy>', 'fewer than k left: repeat | none | drop', choiceArg('--pad', ['repeat', 'none', 'drop'] as const), 'repeat')
+    .option('--keep-filtered <n>', 'store up to n removed candidates per row with score and rule (filtered_* columns, for hardneg report)', intArg('--keep-filtered', 0), 0)
     .option('--search <method>', 'exact | hnsw | auto (exact unless the pool is very large)', choiceArg('--search', ['exact', 'hnsw', 'auto'] as const), 'auto')
     .option('--ef <n>', 'hnsw search list size', intArg('--ef', 1), 128)
     .option('--m <n>', 'hnsw graph degree', intArg('--m', 2), 16)
@@ -79,6 +81,7 @@ export function mineCommand(io: CliIO, name = 'mine'): Command {
     .option('--threads <n>', 'threads for exact search (default: all cores)', intArg('--threads', 1))
     .option('--query-block-rows <n>', 'queries scored per block', intArg('--query-block-rows', 1))
     .option('--pool-block-rows <n>', 'pool rows scored per block (exact)', intArg('--pool-block-rows', 1))
+    .option('--report [file]', 'after mining, write an HTML report of the run (hardneg report) into --out, or to file')
     .option('--json', 'print the summary as JSON on stdout', false)
     .option('--quiet', 'no progress output', false)
   cmd.addHelpText(
@@ -96,8 +99,9 @@ Examples:
 
 Output: part-NNNNN.parquet shards (id, query, positive, group, pos_score, negatives,
 neg_ids, neg_scores, n_valid, n_false_negatives, carried columns; with images also
-query_image, pos_image, neg_images) and manifest.json, written last. Exit codes: 0 done,
-2 bad input or options, 1 internal error.`,
+query_image, pos_image, neg_images; with --keep-filtered, filtered_texts, filtered_ids,
+filtered_scores, filtered_rules (and filtered_images)) and manifest.json, written last.
+Exit codes: 0 done, 2 bad input or options, 1 internal error.`,
   )
   cmd.action(async (flags: Record<string, unknown>) => {
     io.result = await runMine(flags, io)
@@ -141,6 +145,7 @@ async function runMine(flags: Record<string, unknown>, io: CliIO): Promise<MineR
     sampling: flags.sampling as 'top' | 'random',
     seed: flags.seed as number,
     pad: flags.pad as 'repeat' | 'none' | 'drop',
+    keepFiltered: flags.keepFiltered as number,
     search: flags.search as 'exact' | 'hnsw' | 'auto',
     ef: flags.ef as number,
     m: flags.m as number,
@@ -165,6 +170,17 @@ async function runMine(flags: Record<string, unknown>, io: CliIO): Promise<MineR
   }
   if (flags.json === true) io.stdout(JSON.stringify(result.summary, null, 2) + '\n')
   else io.stdout(formatSummary(result))
+  if (flags.report !== undefined) {
+    const reportProgress = createProgress({ write: io.stderr, tty: io.stderrIsTTY })
+    try {
+      const line = await reportAfterMining(result.out, flags.report === true ? true : String(flags.report), flags.quiet === true ? {} : { onProgress: reportProgress.onProgress })
+      // With --json, stdout holds only the JSON summary.
+      if (flags.json === true) io.stderr(line)
+      else io.stdout(line)
+    } finally {
+      reportProgress.done()
+    }
+  }
   return result
 }
 

@@ -2,7 +2,10 @@
  * Progress on stderr: a redrawn bar with rows/s and ETA on a terminal, plain periodic
  * lines elsewhere (CI logs, files).
  */
-import type { ProgressEvent } from '../index.js'
+import type { ProgressEvent, ReportProgressEvent } from '../index.js'
+
+/** The progress events of every command: mining, validation and reports. */
+export type AnyProgressEvent = ProgressEvent | ReportProgressEvent
 
 /** Where progress goes and how often plain lines are printed. */
 export interface ProgressOptions {
@@ -12,7 +15,10 @@ export interface ProgressOptions {
   now?: () => number // clock in ms, for tests (default performance.now)
 }
 
-const UNITS: Record<ProgressEvent['phase'], string> = {
+const UNITS: Record<AnyProgressEvent['phase'], string> = {
+  scan: 'rows',
+  sample: 'rows',
+  thumbnails: 'images',
   read: 'rows',
   hash: 'files',
   images: 'images',
@@ -23,7 +29,7 @@ const UNITS: Record<ProgressEvent['phase'], string> = {
 }
 
 /** Returns an onProgress callback and a `done()` that ends the bar's line. */
-export function createProgress(options: ProgressOptions): { onProgress: (e: ProgressEvent) => void; done: () => void } {
+export function createProgress(options: ProgressOptions): { onProgress: (e: AnyProgressEvent) => void; done: () => void } {
   const now = options.now ?? (() => performance.now())
   const interval = (options.intervalSeconds ?? 10) * 1000
   let phase = ''
@@ -31,7 +37,7 @@ export function createProgress(options: ProgressOptions): { onProgress: (e: Prog
   let lastPrint = -Infinity
   let open = false
 
-  function onProgress(e: ProgressEvent): void {
+  function onProgress(e: AnyProgressEvent): void {
     const t = now()
     if (e.phase !== phase) {
       if (open) options.write('\n')
@@ -64,14 +70,14 @@ export function createProgress(options: ProgressOptions): { onProgress: (e: Prog
 }
 
 /** `search [########------------] 40% 1,168/2,921 rows  812 rows/s  ETA 2s` */
-export function formatLine(e: ProgressEvent, elapsedSeconds: number): string {
+export function formatLine(e: AnyProgressEvent, elapsedSeconds: number): string {
   const share = e.total > 0 ? Math.min(1, e.done / e.total) : 1
   const width = 20
   const filled = Math.round(share * width)
   const rate = elapsedSeconds > 0 ? e.done / elapsedSeconds : 0
   const eta = rate > 0 ? (e.total - e.done) / rate : NaN
   const unit = UNITS[e.phase]
-  const group = e.group ? ` [${e.group}]` : ''
+  const group = 'group' in e && e.group ? ` [${e.group}]` : ''
   return (
     `${e.phase}${group} [${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${Math.floor(share * 100)}% ` +
     `${e.done.toLocaleString('en-US')}/${e.total.toLocaleString('en-US')} ${unit}  ` +

@@ -22,7 +22,11 @@ export interface GraphRules {
   posSim: boolean // mask candidates too similar to the query's positive (needs `pos` and `posSimMax`)
   querySim: boolean // mask candidates whose owning query is too similar to the query (needs `owners` and `querySimMax`)
   splitMargin: boolean // also count, apart, the candidates above the margin rule's ceiling `margin_cap` (when other rules share `cap` or mask)
+  keepRemoved: boolean // also rank the removed candidates (a second TopK, needs `kr`) and report which rule removed each
 }
+
+/** Bits of a removed candidate's `removed_rule` code; the lowest set bit is the rule reported. */
+export const RULE_BITS = { ceiling: 1, posSim: 2, querySim: 4 } as const
 
 type Dim = string | number
 
@@ -60,13 +64,16 @@ function int64Constant(name: string, dims: number[], values: number[]): onnxProt
  * candidate may have, `k` [1] int64 candidates to keep, `excl` [b,E] int64 pool-block
  * columns to report verdicts for (the query's own positive and query texts; -1 = none,
  * clamped to column 0 and ignored by the caller), plus per rule: `pos` [b,d] and
- * `pos_max` [1]; `owners` [n,d] and `query_max` [1].
+ * `pos_max` [1]; `owners` [n,d] and `query_max` [1]; with keepRemoved, `kr` [1] int64
+ * removed candidates to keep.
  * Outputs: `top_scores`/`top_index` [b,k] of candidates no rule removed (removed ones
  * score below REMOVED_BELOW), `removed` [b] how many candidates the rules removed, and
  * `excl_removed` [b,E] the verdict of each `excl` column so the caller can leave them out
  * of the count (and, by index, of the ranking). With `splitMargin`, input `margin_cap`
  * [b,1] and outputs `margin_removed` [b] and `excl_margin` [b,E] do the same for the
- * margin rule alone.
+ * margin rule alone. With keepRemoved also `removed_scores`/`removed_index` [b,kr], the
+ * best-scoring removed candidates (kept ones score below REMOVED_BELOW), and
+ * `removed_rule` [b,kr] their RULE_BITS codes.
  */
 export function buildScoreGraph(rules: GraphRules): Uint8Array {
   const nodes: onnxProto.onnx.INodeProto[] = []
@@ -80,12 +87,14 @@ export function buildScoreGraph(rules: GraphRules): Uint8Array {
   nodes.push(node('Gemm', ['q', 'p'], ['s'], { transB: { i: 1 } }))
   nodes.push(node('Greater', ['s', 'cap'], ['over_cap']))
   let removed = 'over_cap'
+  const ruleMasks: [string, number][] = [['over_cap', RULE_BITS.ceiling]]
   if (rules.posSim) {
     inputs.push(tensorInfo('pos', FLOAT, ['b', 'd']), tensorInfo('pos_max', FLOAT, [1]))
     nodes.push(node('Gemm', ['pos', 'p'], ['s_pos'], { transB: { i: 1 } }))
     nodes.push(node('Greater', ['s_pos', 'pos_max'], ['near_pos']))
     nodes.push(node('Or', [removed, 'near_pos'], ['removed_pos']))
     removed = 'removed_pos'
+    ruleMasks.push(['near_pos', RULE_BITS.posSim])
   }
   if (rules.querySim) {
     inputs.push(tensorInfo('owners', FLOAT, ['n', 'd']), tensorInfo('query_max', FLOAT, [1]))
@@ -93,6 +102,7 @@ export function buildScoreGraph(rules: GraphRules): Uint8Array {
     nodes.push(node('Greater', ['s_owner', 'query_max'], ['near_query']))
     nodes.push(node('Or', [removed, 'near_query'], ['removed_query']))
     removed = 'removed_query'
+    ruleMasks.push(['near_query', RULE_BITS.querySim])
   }
   // Arithmetic masking (s - 8 * removed) vectorises in onnxruntime where Where does not;
   // scores of unit vectors are >= -1, so anything below REMOVED_BELOW was removed.
@@ -119,6 +129,36 @@ export function buildScoreGraph(rules: GraphRules): Uint8Array {
     nodes.push(node('ReduceSum', ['margin_f', 'axis1'], ['margin_removed'], { keepdims: { i: 0 } }))
     nodes.push(node('GatherElements', ['margin_f', 'excl_safe'], ['excl_margin'], { axis: { i: 1 } }))
     outputs.push(tensorInfo('margin_removed', FLOAT, ['b']), tensorInfo('excl_margin', FLOAT, ['b', 'e']))
+  }
+  if (rules.keepRemoved) {
+    inputs.push(tensorInfo('kr', INT64, [1]))
+    // The same masking turned around, s + (-8 + 8 * removed): kept candidates sink below
+    // REMOVED_BELOW, removed ones keep their score exactly (s + 0).
+    nodes.push(node('Sub', ['penalty', 'removed_penalty'], ['kept_penalty']))
+    nodes.push(node('Add', ['s', 'kept_penalty'], ['masked_kept']))
+    nodes.push(node('TopK', ['masked_kept', 'kr'], ['removed_scores', 'removed_index'], { axis: { i: 1 }, largest: { i: 1 }, sorted: { i: 1 } }))
+    // With the ceiling alone, removed_f is already its code.
+    let code = ruleMasks.length === 1 ? 'removed_f' : ''
+    for (const [mask, bit] of code === '' ? ruleMasks : []) {
+      nodes.push(node('Cast', [mask], [`${mask}_f`], { to: { i: FLOAT } }))
+      let term = `${mask}_f`
+      if (bit !== 1) {
+        nodes.push(node('Constant', [], [`${mask}_bit`], { value_float: { f: bit } }))
+        nodes.push(node('Mul', [term, `${mask}_bit`], [`${mask}_code`]))
+        term = `${mask}_code`
+      }
+      if (code !== '') {
+        nodes.push(node('Add', [code, term], [`rule_code_${bit}`]))
+        term = `rule_code_${bit}`
+      }
+      code = term
+    }
+    nodes.push(node('GatherElements', [code, 'removed_index'], ['removed_rule'], { axis: { i: 1 } }))
+    outputs.push(
+      tensorInfo('removed_scores', FLOAT, ['b', 'kr']),
+      tensorInfo('removed_index', INT64, ['b', 'kr']),
+      tensorInfo('removed_rule', FLOAT, ['b', 'kr']),
+    )
   }
 
   const graph: onnxProto.onnx.IGraphProto = {

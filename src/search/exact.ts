@@ -9,13 +9,14 @@ import * as ort from 'onnxruntime-node'
 import { HardnegError } from '../errors.js'
 import type { EmbeddingMatrix } from '../types.js'
 import { buildScoreGraph } from './_graph.js'
-import { mergeTopK, type QueryBatch, type SearchResult } from './_topk.js'
+import { mergeTopK, removedBy, type QueryBatch, type RankedList, type SearchResult } from './_topk.js'
 
 /** Options of {@link createExactSearcher}. */
 export interface ExactSearchOptions {
   pool: EmbeddingMatrix // L2-normalised candidate vectors, in pool order
   owners?: EmbeddingMatrix // per pool entry, the L2-normalised vector of the query that owns it (rows = pool rows); needed for querySimMax
   keep: number // candidates to return per query, best first, after the rules (>= 1)
+  keepRemoved?: number // removed candidates to return per query in `filtered`, best first (default 0: none, and no second ranking is run)
   posSimMax?: number // remove candidates whose similarity to the query's positive exceeds this (off when undefined)
   querySimMax?: number // remove candidates whose owning query's similarity to the query exceeds this (off when undefined)
   splitMargin?: boolean // count the margin rule's removals apart; every batch then carries `marginCaps` (default false)
@@ -40,6 +41,8 @@ export async function createExactSearcher(options: ExactSearchOptions): Promise<
   const { pool } = options
   checkKeep(options.keep)
   const splitMargin = options.splitMargin ?? false
+  const keepRemoved = options.keepRemoved ?? 0
+  if (!Number.isInteger(keepRemoved) || keepRemoved < 0) throw new HardnegError('E_BAD_OPTION', `keepRemoved ${keepRemoved}, expected an integer >= 0`)
   const usePos = options.posSimMax !== undefined
   const useOwners = options.querySimMax !== undefined
   if (useOwners && (!options.owners || options.owners.rows !== pool.rows || options.owners.dim !== pool.dim)) {
@@ -53,7 +56,7 @@ export async function createExactSearcher(options: ExactSearchOptions): Promise<
   const nBlocks = Math.max(1, Math.floor(pool.rows / Math.max(MIN_POOL_BLOCK, options.poolBlockRows ?? 16384)))
   const poolBlockRows = Math.ceil(pool.rows / nBlocks)
   const threads = options.threads ?? os.availableParallelism()
-  const session = await ort.InferenceSession.create(buildScoreGraph({ posSim: usePos, querySim: useOwners, splitMargin }), {
+  const session = await ort.InferenceSession.create(buildScoreGraph({ posSim: usePos, querySim: useOwners, splitMargin, keepRemoved: keepRemoved > 0 }), {
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
     executionMode: 'sequential',
@@ -72,8 +75,12 @@ export async function createExactSearcher(options: ExactSearchOptions): Promise<
     }
     const e = batch.excludeWidth
     const results: SearchResult[] = []
-    for (let i = 0; i < b; i++) results.push({ index: new Int32Array(0), score: new Float32Array(0), removed: 0, removedByMargin: 0 })
-    if (b === 0 || pool.rows === 0) return results
+    const removedLists: RankedList[] = []
+    for (let i = 0; i < b; i++) {
+      results.push({ index: new Int32Array(0), score: new Float32Array(0), removed: 0, removedByMargin: 0 })
+      if (keepRemoved > 0) removedLists.push({ index: new Int32Array(0), score: new Float32Array(0), tag: new Uint8Array(0) })
+    }
+    if (b === 0 || pool.rows === 0) return withRemoved(results, removedLists)
     const rowsIn = Math.max(2, b)
     const q = new ort.Tensor('float32', padRows(batch.queries, b, dim), [rowsIn, dim])
     const cap = new ort.Tensor('float32', padRows(batch.caps, b, 1), [rowsIn, 1])
@@ -83,6 +90,7 @@ export async function createExactSearcher(options: ExactSearchOptions): Promise<
     for (let start = 0; start < pool.rows; start += poolBlockRows) {
       const n = Math.min(poolBlockRows, pool.rows - start)
       const want = Math.min(keep + e, n)
+      const wantRemoved = Math.min(keepRemoved + e, n)
       for (let j = 0; j < b * e; j++) {
         const g = batch.exclude[j] ?? -1
         localExcl[j] = BigInt(g >= start && g < start + n ? g - start : -1)
@@ -94,6 +102,7 @@ export async function createExactSearcher(options: ExactSearchOptions): Promise<
         k: new ort.Tensor('int64', BigInt64Array.of(BigInt(want)), [1]),
         excl: new ort.Tensor('int64', localExcl, [rowsIn, e]),
       }
+      if (keepRemoved > 0) feeds.kr = new ort.Tensor('int64', BigInt64Array.of(BigInt(wantRemoved)), [1])
       if (pos) Object.assign(feeds, { pos, pos_max: posMax })
       if (marginCap) feeds.margin_cap = marginCap
       if (useOwners && options.owners) {
@@ -122,9 +131,16 @@ export async function createExactSearcher(options: ExactSearchOptions): Promise<
         r.removed += removedHere
         r.removedByMargin += marginHere
         mergeTopK(r, topScores, topIndex, i * want, want, start, skip, keep)
+        const list = removedLists[i]
+        if (list) {
+          const scores = out.removed_scores?.data as Float32Array
+          const indices = out.removed_index?.data as BigInt64Array
+          const rules = out.removed_rule?.data as Float32Array
+          mergeTopK(list, scores, indices, i * wantRemoved, wantRemoved, start, skip, keepRemoved, rules)
+        }
       }
     }
-    return results
+    return withRemoved(results, removedLists)
   }
 
   return {
@@ -133,6 +149,15 @@ export async function createExactSearcher(options: ExactSearchOptions): Promise<
       await session.release()
     },
   }
+}
+
+/** Attaches each query's removed candidates (when they were ranked) to its result. */
+function withRemoved(results: SearchResult[], lists: readonly RankedList[]): SearchResult[] {
+  for (const [i, list] of lists.entries()) {
+    const r = results[i] as SearchResult
+    r.filtered = { index: list.index, score: list.score, rule: Array.from(list.tag ?? [], removedBy) }
+  }
+  return results
 }
 
 /** Smallest pool block scored in one call, unless the pool itself is smaller. */

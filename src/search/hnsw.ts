@@ -6,13 +6,14 @@
 import hnswlib from 'hnswlib-node'
 import { HardnegError } from '../errors.js'
 import type { EmbeddingMatrix } from '../types.js'
-import type { QueryBatch, SearchResult } from './_topk.js'
+import type { QueryBatch, RemovedBy, SearchResult } from './_topk.js'
 
 /** Options of {@link createHnswSearcher}. */
 export interface HnswSearchOptions {
   pool: EmbeddingMatrix // L2-normalised candidate vectors, in pool order
   owners?: EmbeddingMatrix // per pool entry, the L2-normalised vector of its owning query (NaN row = no owner); needed for querySimMax
   keep: number // candidates to return per query, best first, after the rules (>= 1)
+  keepRemoved?: number // removed candidates to return per query in `filtered`, best first, among those fetched (default 0: none)
   posSimMax?: number // remove candidates whose similarity to the query's positive exceeds this (off when undefined)
   querySimMax?: number // remove candidates whose owning query's similarity to the query exceeds this (off when undefined)
   m?: number // HNSW graph degree (default 16)
@@ -46,6 +47,8 @@ export function dotRows(a: Float32Array, ai: number, b: Float32Array, bi: number
 export async function createHnswSearcher(options: HnswSearchOptions): Promise<HnswSearcher> {
   const { pool } = options
   checkKeep(options.keep)
+  const keepRemoved = options.keepRemoved ?? 0
+  if (!Number.isInteger(keepRemoved) || keepRemoved < 0) throw new HardnegError('E_BAD_OPTION', `keepRemoved ${keepRemoved}, expected an integer >= 0`)
   const dim = pool.dim
   const index = new hnswlib.HierarchicalNSW('ip', dim)
   const n = pool.rows
@@ -72,26 +75,36 @@ export async function createHnswSearcher(options: HnswSearchOptions): Promise<Hn
         index.setEf(Math.max(baseEf, fetch))
         const { neighbors } = index.searchKnn(query, fetch)
         const kept: { index: number; score: number }[] = []
-        let removed = 0
+        const removed: { index: number; score: number; rule: RemovedBy }[] = []
         let removedByMargin = 0
         for (const c of neighbors) {
           if (skip.includes(c)) continue
           const score = dotRows(batch.queries, i, pool.data, c, dim)
           if (score > marginCap) removedByMargin++
-          let out = score > cap
-          if (!out && options.posSimMax !== undefined && batch.positives) {
-            out = dotRows(batch.positives, i, pool.data, c, dim) > Math.fround(options.posSimMax)
+          let rule: RemovedBy | undefined = score > cap ? 'ceiling' : undefined
+          if (!rule && options.posSimMax !== undefined && batch.positives) {
+            if (dotRows(batch.positives, i, pool.data, c, dim) > Math.fround(options.posSimMax)) rule = 'pos_sim'
           }
-          if (!out && options.querySimMax !== undefined && options.owners) {
-            out = dotRows(batch.queries, i, options.owners.data, c, dim) > Math.fround(options.querySimMax)
+          if (!rule && options.querySimMax !== undefined && options.owners) {
+            if (dotRows(batch.queries, i, options.owners.data, c, dim) > Math.fround(options.querySimMax)) rule = 'query_sim'
           }
-          if (out) removed++
+          if (rule) removed.push({ index: c, score, rule })
           else kept.push({ index: c, score })
         }
         if (kept.length >= keep || fetch >= n) {
-          kept.sort((a, b) => b.score - a.score || a.index - b.index)
-          const top = kept.slice(0, keep)
-          results.push({ index: Int32Array.from(top, (c) => c.index), score: Float32Array.from(top, (c) => c.score), removed, removedByMargin })
+          const byScore = (a: { index: number; score: number }, b: { index: number; score: number }): number => b.score - a.score || a.index - b.index
+          const top = kept.sort(byScore).slice(0, keep)
+          const result: SearchResult = {
+            index: Int32Array.from(top, (c) => c.index),
+            score: Float32Array.from(top, (c) => c.score),
+            removed: removed.length,
+            removedByMargin,
+          }
+          if (keepRemoved > 0) {
+            const worst = removed.sort(byScore).slice(0, keepRemoved)
+            result.filtered = { index: Int32Array.from(worst, (c) => c.index), score: Float32Array.from(worst, (c) => c.score), rule: worst.map((c) => c.rule) }
+          }
+          results.push(result)
           break
         }
         fetch = Math.min(n, fetch * 4)
