@@ -42,7 +42,7 @@ export interface MinedRowsCheckOptions {
   rescore?: number | undefined // draw this many seeded rows for rescoring
   seed: number
   forbid?: ForbidSet | undefined
-  images?: PlacedImage[] | undefined // when given, receives the carried image paths (qry_image_path, pos_image_path) of checked rows
+  images?: PlacedImage[] | undefined // when given, receives the image paths (query_image, pos_image, neg_images) of checked rows
 }
 
 /** Image columns of a run with images, and the side each belongs to. */

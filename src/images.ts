@@ -168,8 +168,8 @@ export async function inspectImage(imagePath: string, options: InspectImageOptio
  *
  * @example
  * ```ts
- * const refs = pairs.flatMap((p, i) => p.carried['pos_image_path']
- *   ? [{ path: String(p.carried['pos_image_path']), file: 'train.parquet', row: i + 1 }] : [])
+ * const refs = pairs.flatMap((p, i) => p.positiveImage
+ *   ? [{ path: p.positiveImage, file: 'train.parquet', row: i + 1, role: 'positive' }] : [])
  * const { images, bad } = await hashImages(refs, {
  *   root: 'data/', cache: `out/${IMAGE_CACHE_FILE}`, onBadImage: 'skip',
  * })
