@@ -16,6 +16,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { readManifest, readShards, type Manifest } from '../src/index.js'
+import { compareTables, readBaseline, readMined } from './_compare.js'
 import { runMeasured } from './_measure.js'
 import { generateDataset, type Dataset } from './generate.js'
 
@@ -159,7 +160,13 @@ async function main(): Promise<void> {
   const ds = await generateDataset({ rows: full.rows, log })
   const pairs = await writeMmebPairs(ds, full)
   results.perSubset = await mine('hardneg per-subset exact', pairs, ds, full, path.join(OUT, 'per-subset'), [])
-  if (!values['skip-baseline']) results.baseline = await baseline(ds, full, path.join(OUT, 'baseline'), values.python ?? 'python3')
+  if (!values['skip-baseline']) {
+    results.baseline = await baseline(ds, full, path.join(OUT, 'baseline'), values.python ?? 'python3')
+    const agreement = compareTables(await readMined(path.join(OUT, 'per-subset'), full.rows, 8), await readBaseline(path.join(OUT, 'baseline')))
+    results.agreement = agreement
+    log(`agreement with numpy over ${agreement.rows} rows: same top-8 sets ${(100 * agreement.sameSet).toFixed(2)} %, same lists ${(100 * agreement.sameList).toFixed(2)} %, ` +
+      `same false-negative counts ${(100 * agreement.sameFalseNegatives).toFixed(2)} %, max |score diff| ${agreement.maxScoreDiff.toExponential(2)}`)
+  }
 
   if (!values['skip-global']) {
     const small = subsets(globalScale)
