@@ -28,7 +28,6 @@ export async function readPairFiles(pairFiles: readonly string[], options: PairF
   for (const file of pairFiles) {
     const { globalPool, ...columns } = options
     const pairs = await collectPairs({ file, ...columns })
-    if (pairs.length === 0) throw new HardnegError('E_EMPTY', 'no data rows, expected at least 1', { file })
     const subset = pairFiles.length > 1 ? subsetName(file) : ''
     for (const p of pairs) {
       p.row += firstRow
@@ -54,6 +53,7 @@ export function subsetName(file: string): string {
   return base
 }
 
+/** One file or several as a list; none is E_BAD_OPTION naming the option. */
 export function listOf(name: string, value: string | readonly string[]): string[] {
   const list = typeof value === 'string' ? [value] : [...value]
   if (list.length === 0) throw new HardnegError('E_BAD_OPTION', `${name}: no files, expected at least one`)
