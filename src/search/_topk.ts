@@ -2,6 +2,7 @@
  * The query batch and result shapes shared by the searchers, and the running top-k
  * merge. Private to search/.
  */
+import { HardnegError } from '../errors.js'
 import { REMOVED_BELOW, RULE_BITS } from './_graph.js'
 
 /** A block of queries to search, with what the rules need per query. */
@@ -111,4 +112,9 @@ export function removedBy(code: number): RemovedBy {
   if (code & RULE_BITS.ceiling) return 'ceiling'
   if (code & RULE_BITS.posSim) return 'pos_sim'
   return 'query_sim'
+}
+
+/** Checks a searcher's candidate count (keep, keepRemoved): an integer >= `min`; E_BAD_OPTION naming it. */
+export function checkCount(name: string, value: number, min: number): void {
+  if (!Number.isInteger(value) || value < min) throw new HardnegError('E_BAD_OPTION', `${name} ${value}, expected an integer >= ${min}`)
 }

@@ -9,7 +9,7 @@ import * as ort from 'onnxruntime-node'
 import { HardnegError } from '../errors.js'
 import type { EmbeddingMatrix } from '../types.js'
 import { buildScoreGraph } from './_graph.js'
-import { mergeTopK, removedBy, type QueryBatch, type RankedList, type SearchResult } from './_topk.js'
+import { checkCount, mergeTopK, removedBy, type QueryBatch, type RankedList, type SearchResult } from './_topk.js'
 
 /** Options of {@link createExactSearcher}. */
 export interface ExactSearchOptions {
@@ -39,10 +39,10 @@ export interface ExactSearcher {
  */
 export async function createExactSearcher(options: ExactSearchOptions): Promise<ExactSearcher> {
   const { pool } = options
-  checkKeep(options.keep)
+  checkCount('keep', options.keep, 1)
   const splitMargin = options.splitMargin ?? false
   const keepRemoved = options.keepRemoved ?? 0
-  if (!Number.isInteger(keepRemoved) || keepRemoved < 0) throw new HardnegError('E_BAD_OPTION', `keepRemoved ${keepRemoved}, expected an integer >= 0`)
+  checkCount('keepRemoved', keepRemoved, 0)
   const usePos = options.posSimMax !== undefined
   const useOwners = options.querySimMax !== undefined
   if (useOwners && (!options.owners || options.owners.rows !== pool.rows || options.owners.dim !== pool.dim)) {
@@ -68,7 +68,7 @@ export async function createExactSearcher(options: ExactSearchOptions): Promise<
 
   async function search(batch: QueryBatch, keepOverride?: number): Promise<SearchResult[]> {
     const keep = keepOverride ?? options.keep
-    checkKeep(keep)
+    checkCount('keep', keep, 1)
     const b = batch.rows
     if (batch.dim !== dim) {
       throw new HardnegError('E_DIM_MISMATCH', `query dim ${batch.dim}, expected ${dim} (the pool's)`)
@@ -174,8 +174,4 @@ function padRows(data: Float32Array, rows: number, width: number): Float32Array 
 
 function missing(what: string): never {
   throw new HardnegError('E_BAD_OPTION', `the searcher's rules need the batch's ${what}`)
-}
-
-function checkKeep(keep: number): void {
-  if (!Number.isInteger(keep) || keep < 1) throw new HardnegError('E_BAD_OPTION', `keep ${keep}, expected an integer >= 1`)
 }

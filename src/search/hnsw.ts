@@ -6,7 +6,7 @@
 import hnswlib from 'hnswlib-node'
 import { HardnegError } from '../errors.js'
 import type { EmbeddingMatrix } from '../types.js'
-import type { QueryBatch, RemovedBy, SearchResult } from './_topk.js'
+import { checkCount, type QueryBatch, type RemovedBy, type SearchResult } from './_topk.js'
 
 /** Options of {@link createHnswSearcher}. */
 export interface HnswSearchOptions {
@@ -46,9 +46,9 @@ export function dotRows(a: Float32Array, ai: number, b: Float32Array, bi: number
  */
 export async function createHnswSearcher(options: HnswSearchOptions): Promise<HnswSearcher> {
   const { pool } = options
-  checkKeep(options.keep)
+  checkCount('keep', options.keep, 1)
   const keepRemoved = options.keepRemoved ?? 0
-  if (!Number.isInteger(keepRemoved) || keepRemoved < 0) throw new HardnegError('E_BAD_OPTION', `keepRemoved ${keepRemoved}, expected an integer >= 0`)
+  checkCount('keepRemoved', keepRemoved, 0)
   const dim = pool.dim
   const index = new hnswlib.HierarchicalNSW('ip', dim)
   const n = pool.rows
@@ -61,7 +61,7 @@ export async function createHnswSearcher(options: HnswSearchOptions): Promise<Hn
 
   async function search(batch: QueryBatch, keepOverride?: number): Promise<SearchResult[]> {
     const keep = keepOverride ?? options.keep
-    checkKeep(keep)
+    checkCount('keep', keep, 1)
     if (batch.dim !== dim) throw new HardnegError('E_DIM_MISMATCH', `query dim ${batch.dim}, expected ${dim} (the pool's)`)
     const results: SearchResult[] = []
     const e = batch.excludeWidth
@@ -117,8 +117,4 @@ export async function createHnswSearcher(options: HnswSearchOptions): Promise<Hn
     search,
     async close() {},
   }
-}
-
-function checkKeep(keep: number): void {
-  if (!Number.isInteger(keep) || keep < 1) throw new HardnegError('E_BAD_OPTION', `keep ${keep}, expected an integer >= 1`)
 }
