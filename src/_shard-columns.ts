@@ -60,6 +60,13 @@ export const FILTERED_COLUMNS: readonly ShardColumn[] = [
   { name: 'filtered_rules', type: 'list<string>', get: r => (r.filtered ?? []).map(f => f.rule) },
 ]
 
+/** With `--keep-filtered` in a run with images: each filtered candidate's image path ('' = none), after FILTERED_COLUMNS. */
+export const FILTERED_IMAGES_COLUMN: ShardColumn = {
+  name: 'filtered_images',
+  type: 'list<string>',
+  get: r => (r.filtered ?? []).map(f => f.image ?? ''),
+}
+
 const CARRIED_TYPES: ReadonlySet<string> = new Set(['string', 'float64', 'int64', 'boolean'])
 const COLUMN_TYPES: ReadonlySet<string> = new Set([...CARRIED_TYPES, 'float32', 'int32', 'list<string>', 'list<float32>'])
 

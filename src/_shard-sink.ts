@@ -1,7 +1,8 @@
 /**
  * The byte sink under one shard: a hyparquet-writer `Writer` that streams to a temporary
- * file, hashes every byte on the way, and renames the file only when it is complete.
- * Private to `shards.ts`.
+ * file, hashes every byte on the way, and renames the file only when it is complete; and
+ * the shard file names. Shared by the Parquet shards (`shards.ts`) and the JSON Lines
+ * layout (`formats.ts`).
  */
 
 import { createHash } from 'node:crypto'
@@ -9,6 +10,11 @@ import { open, rename, rm } from 'node:fs/promises'
 import type { FileHandle } from 'node:fs/promises'
 import { ByteWriter } from 'hyparquet-writer'
 import { HardnegError } from './errors.js'
+
+/** Shard basename for a 0-based index: part-00000.parquet (or another extension). */
+export function shardName(index: number, extension = 'parquet'): string {
+  return `part-${String(index).padStart(5, '0')}.${extension}`
+}
 
 /** What a committed shard file is. */
 export interface SinkResult {

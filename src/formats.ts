@@ -4,15 +4,20 @@
  * (`part-NNNNN.parquet` / `part-NNNNN.jsonl`) through a temporary name, like the
  * default layout.
  */
-import { createHash } from 'node:crypto'
-import { mkdir, open, rename, rm } from 'node:fs/promises'
+import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
+import { ShardSink, shardName } from './_shard-sink.js'
 import { HardnegError } from './errors.js'
-import { writeShards, type ShardColumn, type ShardInfo } from './shards.js'
+import { FILTERED_COLUMNS, FILTERED_IMAGES_COLUMN, writeShards, type ShardColumn, type ShardInfo } from './shards.js'
 import type { MinedRow } from './types.js'
 
 /** How mined rows are written: hardneg's shards, MMEB-train's columns, or UniME-V2's JSON Lines. */
 export type OutputFormat = 'parquet' | 'mmeb' | 'unime-v2'
+
+/** Each negative's image path ('' = none), also for a row mined without images. */
+function negativeImages(row: MinedRow): string[] {
+  return row.negImages ?? row.negatives.map(() => '')
+}
 
 /** The output formats, for option checks and help. */
 export const OUTPUT_FORMATS: readonly OutputFormat[] = ['parquet', 'mmeb', 'unime-v2']
@@ -29,7 +34,7 @@ export const MMEB_COLUMNS: readonly ShardColumn[] = [
   { name: 'pos_text', type: 'string', get: (r) => r.positive },
   { name: 'pos_image_path', type: 'string', get: (r) => r.positiveImage ?? '' },
   { name: 'neg_text', type: 'list<string>', get: (r) => r.negatives },
-  { name: 'neg_image_path', type: 'list<string>', get: (r) => r.negImages ?? r.negatives.map(() => '') },
+  { name: 'neg_image_path', type: 'list<string>', get: (r) => negativeImages(r) },
   { name: 'subset', type: 'string', get: (r) => r.group },
 ]
 
@@ -37,15 +42,8 @@ export const MMEB_COLUMNS: readonly ShardColumn[] = [
 export const IMAGE_COLUMNS: readonly ShardColumn[] = [
   { name: 'query_image', type: 'string', get: (r) => r.queryImage ?? '' },
   { name: 'pos_image', type: 'string', get: (r) => r.positiveImage ?? '' },
-  { name: 'neg_images', type: 'list<string>', get: (r) => r.negImages ?? r.negatives.map(() => '') },
+  { name: 'neg_images', type: 'list<string>', get: (r) => negativeImages(r) },
 ]
-
-/** With --keep-filtered in a run with images: each filtered candidate's image path, aligned with `filtered_texts`. */
-export const FILTERED_IMAGES_COLUMN: ShardColumn = {
-  name: 'filtered_images',
-  type: 'list<string>',
-  get: (r) => (r.filtered ?? []).map((f) => f.image ?? ''),
-}
 
 /** One line of UniME-V2's training JSON Lines. */
 export interface UnimeV2Record {
@@ -60,7 +58,7 @@ export interface UnimeV2Record {
 
 /** A mined row as UniME-V2 reads it. */
 export function toUnimeV2(row: MinedRow): UnimeV2Record {
-  const images = row.negImages ?? row.negatives.map(() => '')
+  const images = negativeImages(row)
   return {
     query_text: row.query,
     query_image: row.queryImage ?? '',
@@ -110,60 +108,42 @@ export async function writeJsonlShards(rows: AsyncIterable<MinedRow>, options: W
   return shards
 }
 
-/** One JSON Lines shard being written, buffered and hashed on the way. */
+/** One JSON Lines shard being written: lines go through a {@link ShardSink}, flushed every MiB. */
 class JsonlShard {
   rows = 0
-  private bytes = 0
-  private pending: string[] = []
-  private pendingChars = 0
-  private readonly hash = createHash('sha256')
 
   private constructor(
-    private readonly handle: import('node:fs/promises').FileHandle,
-    private readonly tmpPath: string,
-    private readonly finalPath: string,
+    private readonly sink: ShardSink,
+    private readonly dir: string,
     private readonly file: string,
   ) {}
 
   static async open(dir: string, index: number): Promise<JsonlShard> {
-    const file = `part-${String(index).padStart(5, '0')}.jsonl`
+    const file = shardName(index, 'jsonl')
     const tmpPath = join(dir, `.${file}.tmp`)
-    const handle = await open(tmpPath, 'w').catch((err: unknown) => {
+    const sink = await ShardSink.create(tmpPath).catch((err: unknown) => {
       throw new HardnegError('E_OUTPUT', `cannot create the temporary shard file (${(err as NodeJS.ErrnoException).code})`, { file: tmpPath })
     })
-    return new JsonlShard(handle, tmpPath, join(dir, file), file)
+    return new JsonlShard(sink, dir, file)
   }
 
   async write(line: string): Promise<void> {
-    this.pending.push(line)
-    this.pendingChars += line.length
+    this.sink.appendBytes(Buffer.from(line, 'utf8'))
     this.rows++
-    if (this.pendingChars >= 1 << 20) await this.flush()
-  }
-
-  private async flush(): Promise<void> {
-    if (this.pending.length === 0) return
-    const chunk = Buffer.from(this.pending.join(''), 'utf8')
-    this.pending = []
-    this.pendingChars = 0
-    this.hash.update(chunk)
-    this.bytes += chunk.length
-    await this.handle.write(chunk)
+    if (this.sink.index >= FLUSH_BYTES) await this.sink.flush()
   }
 
   async commit(): Promise<ShardInfo> {
-    await this.flush()
-    await this.handle.sync()
-    await this.handle.close()
-    await rename(this.tmpPath, this.finalPath)
-    return { file: this.file, rows: this.rows, bytes: this.bytes, sha256: this.hash.digest('hex') }
+    const { bytes, sha256 } = await this.sink.commit(join(this.dir, this.file))
+    return { file: this.file, rows: this.rows, bytes, sha256 }
   }
 
-  async abort(): Promise<void> {
-    await this.handle.close().catch(() => undefined)
-    await rm(this.tmpPath, { force: true }).catch(() => undefined)
+  abort(): Promise<void> {
+    return this.sink.abort()
   }
 }
+
+const FLUSH_BYTES = 1 << 20
 
 /** Writes `rows` in `format` into `dir`; see {@link writeShards} for the default layout. */
 export async function writeRowsAs(
@@ -173,11 +153,12 @@ export async function writeRowsAs(
     dir: string // output directory
     shardRows?: number // rows per shard (default 100000)
     carriedColumns: Parameters<typeof writeShards>[1]['carriedColumns'] // carried columns (Parquet layouts)
-    images: boolean // a run with images: hardneg's layout gains the image columns
-    extraColumns?: readonly ShardColumn[] // further columns for the Parquet layouts, e.g. --keep-filtered's (default none)
+    images: boolean // a run with images: hardneg's layout gains the image columns, and the filtered columns filtered_images
+    keepFiltered: boolean // rows carry `filtered`: the Parquet layouts gain the filtered_* columns
   },
 ): Promise<ShardInfo[]> {
-  const { dir, shardRows, carriedColumns, images, extraColumns = [] } = options
+  const { dir, shardRows, carriedColumns, images, keepFiltered } = options
+  const extraColumns = keepFiltered ? [...FILTERED_COLUMNS, ...(images ? [FILTERED_IMAGES_COLUMN] : [])] : []
   switch (format) {
     case 'parquet':
       return writeShards(rows, { dir, ...(shardRows ? { shardRows } : {}), carriedColumns, extraColumns: [...(images ? IMAGE_COLUMNS : []), ...extraColumns] })

@@ -9,7 +9,7 @@ import { EmbeddingSet } from './_embedding-set.js'
 import { HardnegError } from './errors.js'
 import { readEmbeddingHeader, type EmbeddingFileOptions, type EmbeddingHeader } from './embeddings.js'
 import { checkRules, type FalseNegativeRules } from './filters.js'
-import { FILTERED_IMAGES_COLUMN, OUTPUT_FORMATS, writeRowsAs, type OutputFormat } from './formats.js'
+import { OUTPUT_FORMATS, writeRowsAs, type OutputFormat } from './formats.js'
 import { DEFAULT_IMAGE_DUP_DISTANCE, IMAGE_CACHE_FILE } from './images.js'
 import { hashPairImages, listOf, readPairFiles, type PairFile, type PairImages } from './_mine-inputs.js'
 import { describeInput, writeManifest, type Manifest } from './manifest.js'
@@ -19,7 +19,7 @@ import type { PairsFormat, PresetName } from './pairs.js'
 import { buildPool, type CorpusRecord, type PoolOptions } from './pool.js'
 import { readCorpus } from './corpus.js'
 import { checkSelectOptions, type SelectOptions } from './select.js'
-import { FILTERED_COLUMNS, type CarriedColumn } from './shards.js'
+import type { CarriedColumn } from './shards.js'
 import { MiningStats, type MineSummary } from './stats.js'
 import type { EmbeddingMatrix, MinedRow, PairRecord } from './types.js'
 
@@ -207,6 +207,7 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
     await corpusSet.check(queryFiles[0] as string)
   }
   const withImages = pairs.some((p) => p.queryImage !== '' || p.positiveImage !== '')
+  const imageRoot = path.resolve(options.imageRoot ?? path.dirname(pairFiles[0] as string))
   if (outputFormat === 'mmeb' && options.carry !== undefined && options.carry.length > 0) {
     throw new HardnegError('E_BAD_OPTION', "carry: not available with outputFormat 'mmeb', expected MMEB-train's columns only")
   }
@@ -234,7 +235,7 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
     let kept = pairs
     if (withImages) {
       images = await hashPairImages(files, {
-        root: options.imageRoot ?? path.dirname(pairFiles[0] as string),
+        root: imageRoot,
         cache: path.join(options.out, IMAGE_CACHE_FILE),
         onBadImage,
         ...(options.onProgress ? { onProgress: (done: number, total: number) => options.onProgress?.({ phase: 'images', done, total }) } : {}),
@@ -304,7 +305,7 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
       ...(options.shardRows !== undefined ? { shardRows: options.shardRows } : {}),
       carriedColumns,
       images: withImages,
-      extraColumns: keepFiltered > 0 ? (withImages ? [...FILTERED_COLUMNS, FILTERED_IMAGES_COLUMN] : FILTERED_COLUMNS) : [],
+      keepFiltered: keepFiltered > 0,
     })
     t = performance.now()
     await commitOutput(options.out, staging, shards.map((s) => s.file))
@@ -315,7 +316,7 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
       tool: { name: 'hardneg', version: await toolVersion() },
       createdAt: new Date().toISOString(),
       inputs,
-      options: effectiveOptions(options, rules, select, method, hnsw, { outputFormat, onBadImage, imageDupDistance, withImages }),
+      options: effectiveOptions(options, rules, select, method, hnsw, outputFormat, withImages ? { onBadImage, imageDupDistance, imageRoot } : undefined),
       search: {
         method: methods.has('hnsw') ? 'hnsw' : 'exact',
         falseNegativeCounts: methods.has('hnsw') ? 'fetched-candidates' : 'whole-pool',
@@ -417,10 +418,10 @@ function effectiveOptions(
   select: SelectOptions,
   method: string,
   hnsw: HnswParams,
-  more: { outputFormat: OutputFormat; onBadImage: string; imageDupDistance: number; withImages: boolean },
+  outputFormat: OutputFormat,
+  imageOptions: { onBadImage: string; imageDupDistance: number; imageRoot: string } | undefined, // runs with images only
 ): Record<string, unknown> {
   const { onProgress: _progress, ...rest } = options
-  const { withImages, ...output } = more
   return {
     ...rest,
     ...rules,
@@ -428,14 +429,8 @@ function effectiveOptions(
     keepFiltered: options.keepFiltered ?? 0,
     search: method,
     ...(method !== 'exact' ? hnsw : {}),
-    outputFormat: output.outputFormat,
-    ...(withImages
-      ? {
-          onBadImage: output.onBadImage,
-          imageDupDistance: output.imageDupDistance,
-          imageRoot: path.resolve(options.imageRoot ?? path.dirname(listOf('pairs', options.pairs)[0] as string)),
-        }
-      : {}),
+    outputFormat,
+    ...imageOptions,
   }
 }
 

@@ -13,9 +13,9 @@ import type { AsyncBuffer, FileMetaData } from 'hyparquet'
 import { compressors as decompressors } from 'hyparquet-compressors'
 import { ParquetWriter } from 'hyparquet-writer'
 import type { ColumnSource, KeyValue } from 'hyparquet-writer'
-import { FILTERED_COLUMNS, MINED_COLUMNS, RowGroupBuffer, parquetSchema, shardColumns } from './_shard-columns.js'
+import { FILTERED_COLUMNS, FILTERED_IMAGES_COLUMN, MINED_COLUMNS, RowGroupBuffer, parquetSchema, shardColumns } from './_shard-columns.js'
 import type { CarriedColumn, ShardColumn, ShardColumnType } from './_shard-columns.js'
-import { ShardSink } from './_shard-sink.js'
+import { ShardSink, shardName } from './_shard-sink.js'
 import { HardnegError } from './errors.js'
 import type { CellValue, FilteredCandidate, MinedRow } from './types.js'
 
@@ -49,7 +49,7 @@ export interface ShardRow extends MinedRow {
   extra: Record<string, unknown> // columns written through `extraColumns`, by name ({} when none); the filtered_* columns are read into `filtered` instead
 }
 
-export { FILTERED_COLUMNS }
+export { FILTERED_COLUMNS, FILTERED_IMAGES_COLUMN }
 
 /** Key of the footer metadata entry that records which columns are carried and which are extra. */
 const LAYOUT_KEY = 'hardneg.columns'
@@ -196,11 +196,6 @@ function positiveInteger(name: string, value: number | undefined, fallback: numb
     throw new HardnegError('E_BAD_OPTION', `${name} ${String(value)}, expected a positive integer`)
   }
   return value
-}
-
-/** Shard basename for a 0-based index: part-00000.parquet. */
-function shardName(index: number): string {
-  return `part-${String(index).padStart(5, '0')}.parquet`
 }
 
 function layoutMetadata(options: WriteShardsOptions): KeyValue {
@@ -394,10 +389,17 @@ function toShardRow(row: Record<string, unknown>, layout: ShardLayout): ShardRow
   }
 }
 
-const FILTERED_NAMES: ReadonlySet<string> = new Set(FILTERED_COLUMNS.map(c => c.name))
+const FILTERED_NAMES: ReadonlySet<string> = new Set([...FILTERED_COLUMNS, FILTERED_IMAGES_COLUMN].map(c => c.name))
 
 function filteredOf(row: Record<string, unknown>): FilteredCandidate[] {
   const list = (name: string): unknown[] => (Array.isArray(row[name]) ? (row[name] as unknown[]) : [])
   const [ids, scores, rules] = [list('filtered_ids'), list('filtered_scores'), list('filtered_rules')]
-  return list('filtered_texts').map((text, i) => ({ text: String(text), id: String(ids[i] ?? ''), score: Number(scores[i]), rule: String(rules[i] ?? '') }))
+  const images = Array.isArray(row[FILTERED_IMAGES_COLUMN.name]) ? list(FILTERED_IMAGES_COLUMN.name) : undefined
+  return list('filtered_texts').map((text, i) => ({
+    text: String(text),
+    id: String(ids[i] ?? ''),
+    score: Number(scores[i]),
+    rule: String(rules[i] ?? ''),
+    ...(images ? { image: String(images[i] ?? '') } : {}),
+  }))
 }

@@ -208,6 +208,10 @@ describe('near-duplicate images are false negatives', () => {
     expect((rows[8]!.filtered_images as string[])[(rows[8]!.filtered_rules as string[]).indexOf('image_duplicate')]).toBe(pictures[2])
     const scores = row0.filtered_scores as number[]
     expect([...scores].sort((a, b) => b - a)).toEqual(scores)
+    // readShards reads the image of each filtered candidate back into `filtered`.
+    const [first] = await minedRows(options.out)
+    expect(first!.filtered?.find((f) => f.rule === 'image_duplicate')).toMatchObject({ image: 'images/A-q50.jpg' })
+    expect(first!.extra).not.toHaveProperty('filtered_images')
   })
 
   it('hnsw search applies the same duplicate rules (small pools: it fetches the whole pool)', async () => {
@@ -443,7 +447,7 @@ describe('validate on shards of a run with images', () => {
     const manifestFile = path.join(out, 'manifest.json')
     const manifest = JSON.parse(await readFile(manifestFile, 'utf8'))
     await rm(file)
-    manifest.shards = await writeRowsAs('parquet', (async function* () { yield* rows })(), { dir: out, carriedColumns: [], images: true })
+    manifest.shards = await writeRowsAs('parquet', (async function* () { yield* rows })(), { dir: out, carriedColumns: [], images: true, keepFiltered: false })
     await writeFile(manifestFile, JSON.stringify(manifest))
     const report = await validateShards({ shards: out })
     expect(report.findings.filter((f) => f.code === 'V_NEG_IS_POSITIVE').map((f) => f.message)).toEqual([
