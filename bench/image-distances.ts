@@ -12,16 +12,16 @@
  * distance; the default threshold then sits in that gap. Transformations marked (info)
  * are harder than the issue's list and do not count towards the choice.
  *
- * Every hash starts from the same raster `hashImages` uses (src/_image-decode.ts: sharp,
- * EXIF orientation, grayscale, shrunk to fit 256 x 256), then src/_phash.ts (box filter
+ * Every hash starts from the same raster `hashImages` uses (src/images/_decode.ts: sharp,
+ * EXIF orientation, grayscale, shrunk to fit 256 x 256), then src/images/_phash.ts (box filter
  * of each crop, ignoring aspect, then the hash); the last kind is `hashImages`'s own
  * (IMAGE_HASH) and its distance is `imageDistance`.
  */
 import { readdir, readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { decodeImage, type GrayRaster } from '../src/_image-decode.js'
-import { cropResample, cropSetDistance, cropSetHash, differenceHash, integralImage } from '../src/_phash.js'
-import { IMAGE_HASH, imageDistance } from '../src/images.js'
+import { decodeImage, type GrayRaster } from '../src/images/_decode.js'
+import { cropResample, cropSetDistance, cropSetHash, differenceHash, integralImage } from '../src/images/_phash.js'
+import { IMAGE_HASH, imageDistance } from '../src/images/images.js'
 import { TRANSFORMATIONS } from '../test/_image-copies.js'
 
 interface HashKind {

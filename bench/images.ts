@@ -18,9 +18,9 @@
 import { copyFile, mkdir, mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
 import { cpus, loadavg, tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
-import { decodeImage } from '../src/_image-decode.js'
-import { cropSetHash } from '../src/_phash.js'
-import { IMAGE_CACHE_FILE, IMAGE_HASH, hashImages, type HashImagesOptions, type ImageRef } from '../src/images.js'
+import { decodeImage } from '../src/images/_decode.js'
+import { cropSetHash } from '../src/images/_phash.js'
+import { IMAGE_CACHE_FILE, IMAGE_HASH, hashImages, type HashImagesOptions, type ImageRef } from '../src/images/images.js'
 
 function flag(name: string, fallback: string): string {
   const args = process.argv.slice(2)

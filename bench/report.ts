@@ -14,11 +14,11 @@
 import { existsSync } from 'node:fs'
 import { readFile, stat } from 'node:fs/promises'
 import path from 'node:path'
-import { mulberry32 } from '../src/_random.js'
-import { writeManifest, type Manifest } from '../src/manifest.js'
-import { FILTERED_COLUMNS, writeShards } from '../src/shards.js'
+import { mulberry32 } from '../src/random.js'
+import { writeManifest, type Manifest } from '../src/output/manifest.js'
+import { FILTERED_COLUMNS, writeShards } from '../src/output/shards.js'
 import type { MinedRow } from '../src/types.js'
-import { emptyGroupCounts } from '../src/stats.js'
+import { emptyGroupCounts } from '../src/mine/stats.js'
 import { runMeasured } from './_measure.js'
 
 function flag(name: string, fallback: string): string {

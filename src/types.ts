@@ -75,3 +75,10 @@ export interface FalseNegativeCounts {
   imageDuplicate: number // image a near-duplicate of the query's or positive's image
   textDuplicate: number // same normalised text as the query or positive, one side without an image
 }
+
+/** One external corpus entry (from --corpus). */
+export interface CorpusRecord {
+  row: number // 0-based row in the corpus file; owns corpus embedding row `row`
+  id: string // corpus id
+  text: string // candidate text
+}

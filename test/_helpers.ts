@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { afterEach } from 'vitest'
-import { mulberry32 } from '../src/_random.js'
+import { mulberry32 } from '../src/random.js'
 
 const dirs: string[] = []
 afterEach(async () => {

@@ -7,9 +7,9 @@
 import { copyFile, mkdir, readdir, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { mineNegatives, type MineOptions, type MinedRow } from '../src/index.js'
-import { writeManifest, type Manifest } from '../src/manifest.js'
-import { FILTERED_COLUMNS, writeShards, type ShardColumn } from '../src/shards.js'
-import { emptyGroupCounts } from '../src/stats.js'
+import { writeManifest, type Manifest } from '../src/output/manifest.js'
+import { FILTERED_COLUMNS, writeShards, type ShardColumn } from '../src/output/shards.js'
+import { emptyGroupCounts } from '../src/mine/stats.js'
 import { randomUnit, writeCsv, writeNpy } from './_helpers.js'
 
 export const COCO_IMAGES = path.resolve(import.meta.dirname, '..', 'fixtures', 'coco-mini', 'images')

@@ -3,10 +3,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { halfTable, halfToNumber } from '../src/_float16.js'
+import { halfTable, halfToNumber } from '../src/embeddings/_float16.js'
 import {
   checkEmbeddingShape, loadEmbeddingMatrix, loadEmbeddings, readNpyHeader, type NpyHeader,
-} from '../src/embeddings.js'
+} from '../src/embeddings/embeddings.js'
 import type { ErrorCode } from '../src/errors.js'
 import type { EmbeddingBlock } from '../src/types.js'
 

@@ -4,8 +4,8 @@ import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest'
-import { writeImageCache } from '../src/_image-cache.js'
-import { decodeImage } from '../src/_image-decode.js'
+import { writeImageCache } from '../src/images/_cache.js'
+import { decodeImage } from '../src/images/_decode.js'
 import {
   DEFAULT_IMAGE_DUP_DISTANCE, HardnegError, IMAGE_CACHE_FILE, IMAGE_HASH, formatImageHash, hashImages, imageDistance, inspectImage,
   isNearDuplicate, parseImageHash, type HashedImage, type ImageRef,
@@ -14,8 +14,8 @@ import { tempDir } from './_helpers.js'
 import { TRANSFORMATIONS } from './_image-copies.js'
 
 // Count real decodes: images.ts loads this module lazily, and gets the spy.
-vi.mock('../src/_image-decode.js', async (importOriginal) => {
-  const original = await importOriginal<typeof import('../src/_image-decode.js')>()
+vi.mock('../src/images/_decode.js', async (importOriginal) => {
+  const original = await importOriginal<typeof import('../src/images/_decode.js')>()
   return { ...original, decodeImage: vi.fn(original.decodeImage) }
 })
 const decodes = (): number => vi.mocked(decodeImage).mock.calls.length

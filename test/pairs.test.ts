@@ -7,8 +7,8 @@ import { asyncBufferFromFile, parquetMetadataAsync } from 'hyparquet'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { HardnegError } from '../src/errors.js'
 import type { ErrorCode } from '../src/errors.js'
-import { collectPairs, PRESETS, readPairs } from '../src/pairs.js'
-import type { ReadPairsOptions } from '../src/pairs.js'
+import { collectPairs, PRESETS, readPairs } from '../src/pairs/pairs.js'
+import type { ReadPairsOptions } from '../src/pairs/pairs.js'
 import type { PairRecord } from '../src/types.js'
 
 const SNLI_CSV = fileURLToPath(new URL('../fixtures/snli/snli-test-triplets.csv', import.meta.url))

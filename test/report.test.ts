@@ -3,10 +3,10 @@ import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { runHardneg, runMineNegatives, type CliIO } from '../src/cli/main.js'
 import { buildReportData, readShards, renderReport, writeReport, type MinedRow, type ReportData } from '../src/index.js'
-import { binnedQuantile, occupiedBins, ScoreBins } from '../src/_report-bins.js'
-import { esc } from '../src/_report-html.js'
-import { writeManifest, type Manifest } from '../src/manifest.js'
-import { writeShards } from '../src/shards.js'
+import { binnedQuantile, occupiedBins, ScoreBins } from '../src/report/_bins.js'
+import { esc } from '../src/report/_html.js'
+import { writeManifest, type Manifest } from '../src/output/manifest.js'
+import { writeShards } from '../src/output/shards.js'
 import { tempDir } from './_helpers.js'
 import { generatedRun, imageRun } from './_report-fixture.js'
 
@@ -165,7 +165,7 @@ describe('the page', () => {
       negatives: ['n <i>1</i>'], negIds: ['1'], negScores: [0.4], nValid: 1, nFalseNegatives: 1,
       filtered: [{ text: 'f <svg onload=alert(1)>', id: '2', score: 0.7, rule: '<rule>' }], carried: {},
     }
-    const { FILTERED_COLUMNS } = await import('../src/shards.js')
+    const { FILTERED_COLUMNS } = await import('../src/output/shards.js')
     const shards = await writeShards((async function* () { yield row })(), { dir: out, carriedColumns: [], extraColumns: FILTERED_COLUMNS })
     await writeManifest(out, { options: { threshold: 0.1, k: 1, keepFiltered: 1 }, shards } as unknown as Manifest)
     const html = renderReport(await buildReportData({ shards: out, samples: 1 }))

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest'
-import { createExactSearcher } from '../src/search/exact.js'
-import { createHnswSearcher, dotRows } from '../src/search/hnsw.js'
-import type { QueryBatch, SearchResult } from '../src/search/_topk.js'
+import { createExactSearcher } from '../src/mine/search/exact.js'
+import { createHnswSearcher, dotRows } from '../src/mine/search/hnsw.js'
+import type { QueryBatch, SearchResult } from '../src/mine/search/topk.js'
 import { randomUnit } from './_helpers.js'
 
 /** Brute force: float64 dot products rounded to float32, rules applied, ties to the lower index. */

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest'
-import { checkSelectOptions, selectNegatives, type SelectOptions } from '../src/select.js'
-import { checkRules, filterFalseNegatives, scoreCeiling } from '../src/filters.js'
+import { checkSelectOptions, selectNegatives, type SelectOptions } from '../src/mine/select.js'
+import { checkRules, filterFalseNegatives, scoreCeiling } from '../src/mine/filters.js'
 
 const base: SelectOptions = { k: 4, sampling: 'top', seed: 0, pad: 'repeat' }
 

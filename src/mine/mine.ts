@@ -1,0 +1,451 @@
+/**
+ * `mineNegatives`: the whole job. Reads the pairs, checks the embeddings against them,
+ * mines every group and writes shards and a manifest into `out`.
+ */
+import { readFile } from 'node:fs/promises'
+import path from 'node:path'
+import { createDuplicateCheck } from './duplicates.js'
+import { EmbeddingSet } from './_embedding-set.js'
+import { HardnegError } from '../errors.js'
+import { readEmbeddingHeader, type EmbeddingFileOptions, type EmbeddingHeader } from '../embeddings/embeddings.js'
+import { checkRules, type FalseNegativeRules } from './filters.js'
+import { OUTPUT_FORMATS, writeRowsAs, type OutputFormat } from '../output/formats.js'
+import { DEFAULT_IMAGE_DUP_DISTANCE, IMAGE_CACHE_FILE } from '../images/images.js'
+import { hashPairImages, listOf, readPairFiles, type PairFile, type PairImages } from './_inputs.js'
+import { describeInput, writeManifest, type Manifest } from '../output/manifest.js'
+import { mineGroup, type HnswParams, type SearchMethod } from './negatives.js'
+import { abandonOutput, commitOutput, openOutput } from '../output/output.js'
+import type { PairsFormat, PresetName } from '../pairs/pairs.js'
+import { buildPool, type CorpusRecord, type PoolOptions } from './pool.js'
+import { readCorpus } from '../pairs/corpus.js'
+import { checkSelectOptions, type SelectOptions } from './select.js'
+import type { CarriedColumn } from '../output/shards.js'
+import { MiningStats, type MineSummary } from './stats.js'
+import type { EmbeddingMatrix, MinedRow, PairRecord } from '../types.js'
+
+export { subsetName } from './_inputs.js'
+
+/** Options of {@link mineNegatives}; every field has the CLI flag of the same name. */
+export interface MineOptions {
+  pairs: string | readonly string[] // pairs file(s): CSV/TSV with header, JSONL, or Parquet; several = one per subset, each its own pool unless it has a group column
+  format?: PairsFormat // pairs format (default: from the extension); the CLI's --pairs-format
+  preset?: PresetName // column layout: 'simcse' (sent0,sent1,hard_neg) or 'mmeb' (qry,qry_image_path,pos_text,pos_image_path,subset) (default: none)
+  idCol?: string // id column (default: the 0-based row number)
+  queryCol?: string // query column (default: the preset's, else 'query')
+  positiveCol?: string // positive column (default: the preset's, else 'positive')
+  groupCol?: string // group column; pools are built per group (default: the preset's, else one global group)
+  carry?: string[] // extra columns copied to the shards (default: the preset's)
+  queryImageCol?: string // query image path column (default: the preset's, e.g. mmeb's qry_image_path; else none)
+  positiveImageCol?: string // positive image path column (default: the preset's, e.g. mmeb's pos_image_path; else none)
+  globalPool?: boolean // one pool over every group and file instead of one per group (default false)
+  queryEmbeddings: string | readonly string[] // float32/float16 [rows, dim]: .npy or .safetensors (row i = pair row i), Arrow IPC or Parquet (matched by id; see docs/embedding-formats.md); one per pairs file, or one for all
+  positiveEmbeddings: string | readonly string[] // as queryEmbeddings
+  imageRoot?: string // directory the image paths are relative to (default: the first pairs file's directory)
+  onBadImage?: 'error' | 'skip' // a missing or undecodable image: stop with an error naming file, row and path, or drop the row and count it (default 'error')
+  imageDupDistance?: number // images at most this many bits apart (of 256) are near-duplicates; a candidate near-duplicate of the query's or positive's image is a false negative (default 58, measured in docs/images.md)
+  outputFormat?: OutputFormat // 'parquet' (hardneg's shards), 'mmeb' (MMEB-train columns + neg_text/neg_image_path lists) or 'unime-v2' (JSON Lines) (default 'parquet'); the CLI's --format
+  corpus?: string // external candidate pool with columns id,text (CSV/TSV/JSONL/Parquet) (default: none)
+  corpusEmbeddings?: string // embeddings for the corpus as queryEmbeddings, row i = corpus row i or matched by corpus id (required with corpus)
+  embeddingKey?: string // safetensors: the tensor to read in every embedding file (default: the file's only 2-D tensor)
+  embeddingIdCol?: string // Arrow/Parquet embeddings: id column matched to the pair (corpus) ids (default 'id'; a file without it is read by position)
+  embeddingCol?: string // Arrow/Parquet embeddings: vector column (default 'embedding', else 'vector')
+  out: string // output directory (the CLI defaults it to ./negatives)
+  overwrite?: boolean // replace an earlier run in `out` (default false)
+  k?: number // hard negatives per row (default 8)
+  threshold?: number // margin above the positive's score; candidates scoring higher are false negatives (default 0.1)
+  maxScore?: number // absolute score cap for negatives (default: off)
+  relativeMargin?: number // drop candidates scoring above posScore * (1 - M) (default: off)
+  posSim?: number // drop candidates whose similarity to the positive exceeds this (default: off)
+  querySim?: number // drop candidates whose owning query's similarity to the query exceeds this (default: off)
+  sampling?: 'top' | 'random' // top k, or k drawn from the rank window `range` (default 'top')
+  range?: [number, number] // random sampling: 0-based ranks [min, max) (default [0, 100])
+  seed?: number // random sampling seed (default 0)
+  pad?: 'repeat' | 'none' | 'drop' // rows with fewer than k negatives (default 'repeat')
+  keepFiltered?: number // removed candidates stored per row (filtered_* columns), highest score first, for `hardneg report` (default 0: none, and no such columns)
+  search?: SearchMethod | 'auto' // exact, hnsw, or auto by pool size and dimension (default 'auto')
+  m?: number // hnsw graph degree (default 16)
+  ef?: number // hnsw search list size (default 128)
+  efConstruction?: number // hnsw build list size (default 200)
+  shardRows?: number // rows per Parquet shard (default 100000)
+  threads?: number // onnxruntime threads for exact search (default: all cores)
+  queryBlockRows?: number // queries scored per call (default 512)
+  poolBlockRows?: number // pool rows scored per exact call (default 16384)
+  onProgress?: (event: ProgressEvent) => void // progress of long phases
+}
+
+/** Progress of a long phase. */
+export interface ProgressEvent {
+  phase: 'read' | 'hash' | 'images' | 'load' | 'index' | 'search' | 'write' // what is running
+  done: number // units done: rows (read, search, write), input files (hash), distinct image files (images), groups (load)
+  total: number // units in all
+  group?: string // the group being mined
+}
+
+/** What {@link mineNegatives} returns. */
+export interface MineResult {
+  out: string // the output directory
+  manifest: Manifest // as written to out/manifest.json
+  summary: MineSummary // counts and score percentiles
+}
+
+/** exact when the group needs at most this many multiply-adds (2 * queries * pool * dim FLOP), else hnsw. */
+export const AUTO_EXACT_MAX_FLOP = 4e14
+
+/**
+ * Mines hard negatives for every pair and writes them as Parquet shards plus a
+ * manifest. Rejects bad input with a {@link HardnegError} before writing anything that
+ * looks complete.
+ *
+ * @example
+ * import { mineNegatives } from 'hardneg'
+ * const { summary } = await mineNegatives({
+ *   pairs: 'nli_for_simcse.csv', preset: 'simcse',
+ *   queryEmbeddings: 'sent0.npy', positiveEmbeddings: 'sent1.npy',
+ *   out: 'shards', k: 8, threshold: 0.1,
+ * })
+ * console.log(summary.falseNegativeQueryShare)
+ */
+export async function mineNegatives(options: MineOptions): Promise<MineResult> {
+  const t0 = performance.now()
+  const timings: Record<string, number> = {}
+  const lap = (name: string, since: number): number => {
+    const now = performance.now()
+    timings[name] = (timings[name] ?? 0) + (now - since) / 1000
+    return now
+  }
+  const rules: FalseNegativeRules = {
+    threshold: options.threshold ?? 0.1,
+    ...(options.maxScore !== undefined ? { maxScore: options.maxScore } : {}),
+    ...(options.relativeMargin !== undefined ? { relativeMargin: options.relativeMargin } : {}),
+    ...(options.posSim !== undefined ? { posSim: options.posSim } : {}),
+    ...(options.querySim !== undefined ? { querySim: options.querySim } : {}),
+  }
+  const select: SelectOptions = {
+    k: options.k ?? 8,
+    sampling: options.sampling ?? 'top',
+    seed: options.seed ?? 0,
+    pad: options.pad ?? 'repeat',
+    ...(options.range ? { range: options.range } : options.sampling === 'random' ? { range: [0, 100] as [number, number] } : {}),
+  }
+  checkSelectOptions(select)
+  checkRules(rules)
+  const method = options.search ?? 'auto'
+  if (!['exact', 'hnsw', 'auto'].includes(method)) {
+    throw new HardnegError('E_BAD_OPTION', `search: '${String(method)}', expected 'exact', 'hnsw' or 'auto'`)
+  }
+  const outputFormat = options.outputFormat ?? 'parquet'
+  if (!OUTPUT_FORMATS.includes(outputFormat)) {
+    throw new HardnegError('E_BAD_OPTION', `outputFormat: '${String(outputFormat)}', expected one of: ${OUTPUT_FORMATS.join(', ')}`)
+  }
+  const onBadImage = options.onBadImage ?? 'error'
+  if (onBadImage !== 'error' && onBadImage !== 'skip') {
+    throw new HardnegError('E_BAD_OPTION', `onBadImage: '${String(onBadImage)}', expected 'error' or 'skip'`)
+  }
+  const imageDupDistance = options.imageDupDistance ?? DEFAULT_IMAGE_DUP_DISTANCE
+  if (!Number.isInteger(imageDupDistance) || imageDupDistance < 0 || imageDupDistance > 256) {
+    throw new HardnegError('E_BAD_OPTION', `imageDupDistance: ${String(imageDupDistance)}, expected an integer from 0 to 256 (bits of the 256-bit image hash)`)
+  }
+  checkPositiveInt('shardRows', options.shardRows)
+  checkPositiveInt('m', options.m)
+  if (options.m === 1) throw new HardnegError('E_BAD_OPTION', 'm: 1, expected an integer >= 2 (hnsw graph degree)')
+  checkPositiveInt('ef', options.ef)
+  checkPositiveInt('efConstruction', options.efConstruction)
+  checkPositiveInt('threads', options.threads)
+  checkPositiveInt('queryBlockRows', options.queryBlockRows)
+  checkPositiveInt('poolBlockRows', options.poolBlockRows)
+  const keepFiltered = options.keepFiltered ?? 0
+  if (!Number.isSafeInteger(keepFiltered) || keepFiltered < 0) {
+    throw new HardnegError('E_BAD_OPTION', `keepFiltered: ${String(options.keepFiltered)}, expected an integer >= 0`)
+  }
+  if ((options.corpus === undefined) !== (options.corpusEmbeddings === undefined)) {
+    throw new HardnegError('E_BAD_OPTION', 'corpus and corpusEmbeddings go together, expected both or neither')
+  }
+  const pairFiles = listOf('pairs', options.pairs)
+  const queryFiles = listOf('queryEmbeddings', options.queryEmbeddings)
+  const positiveFiles = listOf('positiveEmbeddings', options.positiveEmbeddings)
+  for (const [name, files] of [['queryEmbeddings', queryFiles], ['positiveEmbeddings', positiveFiles]] as const) {
+    if (files.length !== 1 && files.length !== pairFiles.length) {
+      throw new HardnegError('E_BAD_OPTION', `${name}: ${files.length} files for ${pairFiles.length} pairs files, expected one per pairs file (same order) or one for all`)
+    }
+  }
+
+  // Inputs: headers first, so a shape error costs nothing.
+  let t = performance.now()
+  const embeddingFile: EmbeddingFileOptions = {
+    ...(options.embeddingKey !== undefined ? { key: options.embeddingKey } : {}),
+    ...(options.embeddingIdCol !== undefined ? { idCol: options.embeddingIdCol } : {}),
+    ...(options.embeddingCol !== undefined ? { vectorCol: options.embeddingCol } : {}),
+  }
+  const qHeaders = await Promise.all(queryFiles.map((f) => readEmbeddingHeader(f, embeddingFile)))
+  const pHeaders = await Promise.all(positiveFiles.map((f) => readEmbeddingHeader(f, embeddingFile)))
+  const dim = (qHeaders[0] as EmbeddingHeader).dim
+  const files = await readPairFiles(pairFiles, pick(options, ['format', 'preset', 'idCol', 'queryCol', 'positiveCol', 'groupCol', 'carry', 'queryImageCol', 'positiveImageCol', 'globalPool']))
+  const pairs = files.flatMap((f) => f.pairs)
+  options.onProgress?.({ phase: 'read', done: pairs.length, total: pairs.length })
+  const embeddingSet = (headers: EmbeddingHeader[]): EmbeddingSet =>
+    new EmbeddingSet(
+      headers.length === 1
+        ? [{ header: headers[0] as EmbeddingHeader, firstRow: 0, rows: pairs.length, ids: pairs.map((p) => p.id), idsFrom: pairFiles.join(', ') }]
+        : headers.map((header, i) => {
+            const f = files[i] as PairFile
+            return { header, firstRow: f.firstRow, rows: f.pairs.length, ids: f.pairs.map((p) => p.id), idsFrom: f.file }
+          }),
+      embeddingFile,
+      dim,
+    )
+  const querySet = embeddingSet(qHeaders)
+  const positiveSet = embeddingSet(pHeaders)
+  // Ids of files keyed by id are matched now, before any output exists; the loads below reuse the match.
+  await querySet.check(queryFiles[0] as string)
+  await positiveSet.check(queryFiles[0] as string)
+  let corpus: CorpusRecord[] = []
+  let corpusSet: EmbeddingSet | undefined
+  if (options.corpus !== undefined && options.corpusEmbeddings !== undefined) {
+    const cHeader = await readEmbeddingHeader(options.corpusEmbeddings, embeddingFile)
+    corpus = await readCorpus({ file: options.corpus })
+    corpusSet = new EmbeddingSet([{ header: cHeader, firstRow: 0, rows: corpus.length, ids: corpus.map((c) => c.id), idsFrom: options.corpus }], embeddingFile, dim)
+    await corpusSet.check(queryFiles[0] as string)
+  }
+  const withImages = pairs.some((p) => p.queryImage !== '' || p.positiveImage !== '')
+  const imageRoot = path.resolve(options.imageRoot ?? path.dirname(pairFiles[0] as string))
+  if (outputFormat === 'mmeb' && options.carry !== undefined && options.carry.length > 0) {
+    throw new HardnegError('E_BAD_OPTION', "carry: not available with outputFormat 'mmeb', expected MMEB-train's columns only")
+  }
+  t = lap('read', t)
+
+  const staging = await openOutput(options.out, options.overwrite ?? false)
+  try {
+    const inputs = []
+    const described: [string, string | undefined][] = [
+      ...pairFiles.map((f): [string, string] => ['pairs', f]),
+      ...queryFiles.map((f): [string, string] => ['query-embeddings', f]),
+      ...positiveFiles.map((f): [string, string] => ['positive-embeddings', f]),
+      ['corpus', options.corpus],
+      ['corpus-embeddings', options.corpusEmbeddings],
+    ]
+    const present = described.filter((f): f is [string, string] => f[1] !== undefined)
+    for (const [role, file] of present) {
+      inputs.push(await describeInput(role, file))
+      options.onProgress?.({ phase: 'hash', done: inputs.length, total: present.length })
+    }
+    t = lap('hash', t)
+
+    const stats = new MiningStats()
+    let images: PairImages | undefined
+    let kept = pairs
+    if (withImages) {
+      images = await hashPairImages(files, {
+        root: imageRoot,
+        cache: path.join(options.out, IMAGE_CACHE_FILE),
+        onBadImage,
+        ...(options.onProgress ? { onProgress: (done: number, total: number) => options.onProgress?.({ phase: 'images', done, total }) } : {}),
+      })
+      const bad = images.badRows
+      if (bad.size > 0) {
+        kept = pairs.filter((p) => !bad.has(p.row))
+        for (const p of pairs) if (bad.has(p.row)) stats.recordBadImage(p.group)
+      }
+      t = lap('images', t)
+    }
+    const duplicates = images
+      ? createDuplicateCheck({ hashOf: (p) => images?.byPath.get(p)?.hash, maxDistance: imageDupDistance })
+      : undefined
+    const poolOptions: PoolOptions = images ? { imageKey: (p) => images?.byPath.get(p)?.sha256 ?? missingImage(p) } : {}
+
+    const groups = groupPairs(kept)
+    const methods = new Set<SearchMethod>()
+    const carriedColumns = outputFormat === 'unime-v2' ? [] : carriedColumnsOf(kept)
+    const hnsw: HnswParams = { m: options.m ?? 16, ef: options.ef ?? 128, efConstruction: options.efConstruction ?? 200 }
+    let searched = 0
+    let loadedGroups = 0
+
+    async function* allRows(): AsyncGenerator<MinedRow> {
+      for (const [group, members] of groups) {
+        let tg = performance.now()
+        const pool = buildPool(group, members, corpus, poolOptions)
+        const rows = Int32Array.from(members, (p) => p.row)
+        const queries = await querySet.load(rows)
+        const positives = await positiveSet.load(rows)
+        const poolVectors = await loadPoolVectors(pool.entries, (r) => positiveSet.load(r), corpusSet ? (r) => corpusSet.load(r) : undefined, dim)
+        const owners = rules.querySim !== undefined ? await loadOwners(pool.entries, (r) => querySet.load(r), dim) : undefined
+        tg = lap('load', tg)
+        loadedGroups++
+        options.onProgress?.({ phase: 'load', done: loadedGroups, total: groups.size, group })
+        const flop = 2 * members.length * pool.entries.length * dim
+        const chosen: SearchMethod = method === 'auto' ? (flop <= AUTO_EXACT_MAX_FLOP ? 'exact' : 'hnsw') : method
+        methods.add(chosen)
+        const mined = mineGroup({
+          pairs: members,
+          queries,
+          positives,
+          pool,
+          poolVectors,
+          ...(owners ? { owners } : {}),
+          rules,
+          ...(duplicates ? { duplicates, images: true } : {}),
+          select,
+          keepFiltered,
+          search: chosen,
+          hnsw,
+          ...pick(options, ['threads', 'queryBlockRows', 'poolBlockRows']),
+          onIndex: (done, total) => options.onProgress?.({ phase: 'index', done, total, group }),
+          onRows: (n) => {
+            searched += n
+            options.onProgress?.({ phase: 'search', done: searched, total: kept.length, group })
+          },
+          onOutcome: (row, outcome, pair, removed) => stats.record(pair.group, row, outcome, removed),
+        })
+        for await (const row of mined) yield row
+        lap('search', tg)
+      }
+    }
+
+    const shards = await writeRowsAs(outputFormat, allRows(), {
+      dir: staging,
+      ...(options.shardRows !== undefined ? { shardRows: options.shardRows } : {}),
+      carriedColumns,
+      images: withImages,
+      keepFiltered: keepFiltered > 0,
+    })
+    t = performance.now()
+    await commitOutput(options.out, staging, shards.map((s) => s.file))
+    const summary = stats.summarise()
+    const { groups: groupCounts, positiveScores, negativeScores, ...counts } = summary
+    timings.total = (performance.now() - t0) / 1000
+    const manifest: Manifest = {
+      tool: { name: 'hardneg', version: await toolVersion() },
+      createdAt: new Date().toISOString(),
+      inputs,
+      options: effectiveOptions(options, rules, select, method, hnsw, outputFormat, withImages ? { onBadImage, imageDupDistance, imageRoot } : undefined),
+      search: {
+        method: methods.has('hnsw') ? 'hnsw' : 'exact',
+        falseNegativeCounts: methods.has('hnsw') ? 'fetched-candidates' : 'whole-pool',
+      },
+      rows: { in: summary.rowsIn, out: summary.rowsOut },
+      shards,
+      counts,
+      groups: groupCounts,
+      scores: { positive: positiveScores, negative: negativeScores },
+      ...(images ? { images: images.summary } : {}),
+      timings,
+    }
+    await writeManifest(options.out, manifest)
+    return { out: options.out, manifest, summary }
+  } catch (err) {
+    await abandonOutput(staging)
+    throw err
+  }
+}
+
+function missingImage(imagePath: string): never {
+  throw new Error(`image '${imagePath}' was not hashed`)
+}
+
+function checkPositiveInt(name: string, value: number | undefined): void {
+  if (value === undefined) return
+  if (!Number.isInteger(value) || value < 1) throw new HardnegError('E_BAD_OPTION', `${name}: ${String(value)}, expected an integer >= 1`)
+}
+
+function pick<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Partial<Pick<T, K>> {
+  const out: Partial<Pick<T, K>> = {}
+  for (const k of keys) if (o[k] !== undefined) out[k] = o[k]
+  return out
+}
+
+/** Groups in order of first appearance; members in input order. */
+function groupPairs(pairs: readonly PairRecord[]): Map<string, PairRecord[]> {
+  const groups = new Map<string, PairRecord[]>()
+  for (const p of pairs) {
+    const g = groups.get(p.group)
+    if (g) g.push(p)
+    else groups.set(p.group, [p])
+  }
+  return groups
+}
+
+/** Carried columns in first-seen order, typed by the values they hold. */
+function carriedColumnsOf(pairs: readonly PairRecord[]): CarriedColumn[] {
+  const kinds = new Map<string, Set<string>>()
+  for (const p of pairs) {
+    for (const [name, v] of Object.entries(p.carried)) {
+      let s = kinds.get(name)
+      if (!s) kinds.set(name, (s = new Set()))
+      if (v !== null) s.add(typeof v)
+    }
+  }
+  return [...kinds].map(([name, s]) => ({ name, type: columnType(s) }))
+}
+
+function columnType(kinds: Set<string>): CarriedColumn['type'] {
+  if (kinds.size === 1 && kinds.has('number')) return 'float64'
+  if (kinds.size === 1 && kinds.has('bigint')) return 'int64'
+  if (kinds.size === 1 && kinds.has('boolean')) return 'boolean'
+  return 'string'
+}
+
+type LoadRows = (rows: number[]) => Promise<EmbeddingMatrix>
+
+async function loadPoolVectors(
+  entries: readonly { source: 'pair' | 'corpus'; row: number }[],
+  loadPositives: LoadRows,
+  loadCorpus: LoadRows | undefined,
+  dim: number,
+): Promise<EmbeddingMatrix> {
+  const pairRows = entries.filter((e) => e.source === 'pair').map((e) => e.row)
+  const corpusRows = entries.filter((e) => e.source === 'corpus').map((e) => e.row)
+  const fromPairs = await loadPositives(pairRows)
+  if (corpusRows.length === 0 || loadCorpus === undefined) return fromPairs
+  // buildPool puts every pair entry before every corpus entry.
+  const fromCorpus = await loadCorpus(corpusRows)
+  const data = new Float32Array(entries.length * dim)
+  data.set(fromPairs.data)
+  data.set(fromCorpus.data, fromPairs.data.length)
+  return { rows: entries.length, dim, data }
+}
+
+async function loadOwners(entries: readonly { owner: number }[], loadQueries: LoadRows, dim: number): Promise<EmbeddingMatrix> {
+  const owned = entries.filter((e) => e.owner >= 0).map((e) => e.owner)
+  const m = await loadQueries(owned)
+  if (owned.length === entries.length) return m
+  const data = new Float32Array(entries.length * dim).fill(Number.NaN)
+  data.set(m.data)
+  return { rows: entries.length, dim, data }
+}
+
+function effectiveOptions(
+  options: MineOptions,
+  rules: FalseNegativeRules,
+  select: SelectOptions,
+  method: string,
+  hnsw: HnswParams,
+  outputFormat: OutputFormat,
+  imageOptions: { onBadImage: string; imageDupDistance: number; imageRoot: string } | undefined, // runs with images only
+): Record<string, unknown> {
+  const { onProgress: _progress, ...rest } = options
+  return {
+    ...rest,
+    ...rules,
+    ...select,
+    keepFiltered: options.keepFiltered ?? 0,
+    search: method,
+    ...(method !== 'exact' ? hnsw : {}),
+    outputFormat,
+    ...imageOptions,
+  }
+}
+
+let version: string | undefined
+/** The package version from package.json (found from src/mine/ and from dist/src/mine/ alike). */
+export async function toolVersion(): Promise<string> {
+  if (version !== undefined) return version
+  for (const rel of ['../../package.json', '../../../package.json']) {
+    try {
+      const pkg = JSON.parse(await readFile(new URL(rel, import.meta.url), 'utf8')) as { name?: string; version?: string }
+      if (pkg.name === 'hardneg' && pkg.version) return (version = pkg.version)
+    } catch {
+      // not at this level
+    }
+  }
+  return (version = 'unknown')
+}
+

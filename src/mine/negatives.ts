@@ -1,0 +1,254 @@
+/**
+ * Mining one group: score its queries against its pool, drop false negatives, pick k
+ * hard negatives per query and pad. Yields output rows in the group's input order.
+ */
+import type { DuplicateCheck, DuplicateRule } from './duplicates.js'
+import { ceilingRule, scoreCeiling, type FalseNegativeRules } from './filters.js'
+import { EXCLUDE_WIDTH, writeExclusions, type CandidatePool, type PoolEntry } from './pool.js'
+import { createExactSearcher } from './search/exact.js'
+import { createHnswSearcher, dotRows } from './search/hnsw.js'
+import type { QueryBatch, SearchResult } from './search/topk.js'
+import { candidatesNeeded, selectNegatives, type SelectOptions, type SelectOutcome } from './select.js'
+import type { EmbeddingMatrix, FalseNegativeCounts, FilteredCandidate, MinedRow, PairRecord } from '../types.js'
+
+/** How candidates are scored: exact blocked matrix multiply, or an HNSW graph. */
+export type SearchMethod = 'exact' | 'hnsw'
+
+/** HNSW parameters (used when search is 'hnsw'). */
+export interface HnswParams {
+  m: number // graph degree (default 16)
+  ef: number // search list size (default 128)
+  efConstruction: number // build list size (default 200)
+}
+
+/** Options of {@link mineGroup}. */
+export interface MineGroupOptions {
+  pairs: readonly PairRecord[] // the group's pairs, in input order
+  queries: EmbeddingMatrix // L2-normalised query vectors, row i belongs to pairs[i]
+  positives: EmbeddingMatrix // L2-normalised positive vectors, row i belongs to pairs[i]
+  pool: CandidatePool // the group's candidates
+  poolVectors: EmbeddingMatrix // L2-normalised candidate vectors, row j belongs to pool.entries[j]
+  owners?: EmbeddingMatrix // per pool entry, its owning query's vector (NaN row for corpus); needed by rules.querySim
+  rules: FalseNegativeRules // false-negative rules
+  duplicates?: DuplicateCheck // image and text duplicate rules of a run with images (default: none)
+  images?: boolean // rows carry queryImage, positiveImage and negImages (default false)
+  select: SelectOptions // k, sampling and pad policy
+  keepFiltered?: number // removed candidates kept per row in `MinedRow.filtered`, highest score first (default 0: none, and `filtered` is absent)
+  search: SearchMethod // exact or hnsw
+  hnsw?: HnswParams // hnsw parameters (defaults above)
+  threads?: number // onnxruntime threads for exact search (default: all cores); results do not depend on it
+  queryBlockRows?: number // queries scored per call (default 512); results do not depend on it
+  poolBlockRows?: number // pool rows scored per call in exact search (default 16384); results do not depend on it
+  onRows?: (rows: number) => void // called after each block with the number of queries done in it
+  onIndex?: (done: number, total: number) => void // hnsw: pool vectors inserted into the graph so far
+  onOutcome?: (row: MinedRow | null, outcome: SelectOutcome, pair: PairRecord, removed: FalseNegativeCounts) => void // every query's outcome (row null when dropped) and its false negatives by rule
+}
+
+/** Candidates fetched beyond those needed when duplicate rules may remove some: 2 x needed + this. */
+const DUPLICATE_SLACK = 8
+
+/**
+ * Mines one group. Rows dropped by the pad policy are not yielded (see `onOutcome`).
+ *
+ * @example
+ * for await (const row of mineGroup({ pairs, queries, positives, pool, poolVectors, rules, select, search: 'exact' })) {
+ *   console.log(row.id, row.negatives)
+ * }
+ */
+export async function* mineGroup(options: MineGroupOptions): AsyncGenerator<MinedRow> {
+  const { pairs, queries, positives, pool, poolVectors, rules, select, duplicates } = options
+  const dim = queries.dim
+  const poolSize = pool.entries.length
+  const needed = candidatesNeeded(select)
+  // Never more than the pool holds: keep sizes per-query buffers.
+  const keep = Math.max(1, Math.min(duplicates ? 2 * needed + DUPLICATE_SLACK : needed, poolSize))
+  const splitMargin = rules.maxScore !== undefined || rules.relativeMargin !== undefined || rules.posSim !== undefined || rules.querySim !== undefined
+  const keepFiltered = options.keepFiltered ?? 0
+  const common = {
+    pool: poolVectors,
+    keep,
+    splitMargin,
+    ...(keepFiltered > 0 ? { keepRemoved: keepFiltered } : {}),
+    ...(rules.posSim !== undefined ? { posSimMax: rules.posSim } : {}),
+    ...(rules.querySim !== undefined && options.owners ? { querySimMax: rules.querySim, owners: options.owners } : {}),
+  }
+  const searcher =
+    options.search === 'hnsw'
+      ? await createHnswSearcher({ ...common, ...(options.hnsw ?? {}), ...(options.onIndex ? { onBuild: options.onIndex } : {}) })
+      : await createExactSearcher({
+          ...common,
+          ...(options.threads !== undefined ? { threads: options.threads } : {}),
+          ...(options.poolBlockRows !== undefined ? { poolBlockRows: options.poolBlockRows } : {}),
+        })
+  try {
+    const blockRows = options.queryBlockRows ?? 512
+    for (let start = 0; start < pairs.length; start += blockRows) {
+      const rows = Math.min(blockRows, pairs.length - start)
+      const batch: QueryBatch = {
+        rows,
+        dim,
+        queries: queries.data.subarray(start * dim, (start + rows) * dim),
+        positives: positives.data.subarray(start * dim, (start + rows) * dim),
+        caps: new Float32Array(rows),
+        ...(splitMargin ? { marginCaps: new Float32Array(rows) } : {}),
+        exclude: new Int32Array(rows * EXCLUDE_WIDTH),
+        excludeWidth: EXCLUDE_WIDTH,
+      }
+      const posScores = new Float32Array(rows)
+      for (let i = 0; i < rows; i++) {
+        posScores[i] = dotRows(queries.data, start + i, positives.data, start + i, dim)
+        batch.caps[i] = scoreCeiling(posScores[i] as number, rules)
+        if (batch.marginCaps) batch.marginCaps[i] = scoreCeiling(posScores[i] as number, { threshold: rules.threshold })
+        writeExclusions(pool, pairs[start + i] as PairRecord, batch.exclude, i * EXCLUDE_WIDTH)
+      }
+      const results = await searcher.search(batch)
+      for (let i = 0; i < rows; i++) {
+        const pair = pairs[start + i] as PairRecord
+        let result = results[i] as SearchResult
+        const counts: FalseNegativeCounts = { margin: 0, other: 0, imageDuplicate: 0, textDuplicate: 0 }
+        let duplicatesMet: Duplicate[] = []
+        if (duplicates) {
+          let fetched = keep
+          let served = serveDistinct(result, pair, pool, needed, duplicates)
+          // Duplicates ate into the list and the search may hold more: fetch deeper for this query alone.
+          while (served.result.index.length < needed && result.index.length >= fetched && fetched < poolSize) {
+            fetched = Math.min(poolSize, fetched * 4)
+            result = (await searcher.search(sliceBatch(batch, i), fetched))[0] as SearchResult
+            served = serveDistinct(result, pair, pool, needed, duplicates)
+          }
+          result = served.result
+          duplicatesMet = served.duplicates
+          counts.imageDuplicate = served.duplicates.filter((d) => d.rule === 'image_duplicate').length
+          counts.textDuplicate = served.duplicates.length - counts.imageDuplicate
+        }
+        counts.margin = result.removedByMargin
+        counts.other = result.removed - result.removedByMargin
+        const { picks, outcome } = selectNegatives(result.index.length, pair.row, select)
+        const row = outcome === 'dropped' ? null : toRow(pair, posScores[i] as number, result, picks, pool, counts, options.images ?? false)
+        if (row && keepFiltered > 0) row.filtered = filteredOf(result.filtered, duplicatesMet, posScores[i] as number, rules, pool, keepFiltered, options.images ?? false)
+        options.onOutcome?.(row, outcome, pair, counts)
+        if (row) yield row
+      }
+      options.onRows?.(rows)
+    }
+  } finally {
+    await searcher.close()
+  }
+}
+
+/**
+ * The ranked candidates with duplicates of the query or positive taken out, down to the
+ * `needed`-th one served; duplicates further down are never looked at (they could not
+ * be served) and not counted.
+ */
+function serveDistinct(
+  result: SearchResult,
+  pair: PairRecord,
+  pool: CandidatePool,
+  needed: number,
+  isDuplicate: DuplicateCheck,
+): { result: SearchResult; duplicates: Duplicate[] } {
+  const index: number[] = []
+  const score: number[] = []
+  const duplicates: Duplicate[] = []
+  for (let j = 0; j < result.index.length && index.length < needed; j++) {
+    const c = result.index[j] as number
+    const rule = isDuplicate(pair, pool.entries[c] as PoolEntry)
+    if (rule !== undefined) duplicates.push({ index: c, score: result.score[j] as number, rule })
+    else {
+      index.push(c)
+      score.push(result.score[j] as number)
+    }
+  }
+  const served: SearchResult = { ...result, index: Int32Array.from(index), score: Float32Array.from(score) }
+  return { result: served, duplicates }
+}
+
+/** A candidate a duplicate rule removed, with its score. */
+interface Duplicate {
+  index: number // pool index
+  score: number // sim(query, candidate)
+  rule: DuplicateRule
+}
+
+/** Row `i` of a batch as a batch of its own. */
+function sliceBatch(batch: QueryBatch, i: number): QueryBatch {
+  const { dim, excludeWidth: e } = batch
+  return {
+    rows: 1,
+    dim,
+    queries: batch.queries.subarray(i * dim, (i + 1) * dim),
+    ...(batch.positives ? { positives: batch.positives.subarray(i * dim, (i + 1) * dim) } : {}),
+    caps: batch.caps.subarray(i, i + 1),
+    ...(batch.marginCaps ? { marginCaps: batch.marginCaps.subarray(i, i + 1) } : {}),
+    exclude: batch.exclude.subarray(i * e, (i + 1) * e),
+    excludeWidth: e,
+  }
+}
+
+function toRow(
+  pair: PairRecord,
+  posScore: number,
+  result: SearchResult,
+  picks: number[],
+  pool: CandidatePool,
+  counts: FalseNegativeCounts,
+  images: boolean,
+): MinedRow {
+  const negatives: string[] = []
+  const negIds: string[] = []
+  const negScores: number[] = []
+  const negImages: string[] = []
+  for (const p of picks) {
+    const entry = pool.entries[result.index[p] as number]
+    if (!entry) throw new Error(`pool index ${result.index[p]} out of range`)
+    negatives.push(entry.text)
+    negIds.push(entry.id)
+    negScores.push(result.score[p] as number)
+    negImages.push(entry.image)
+  }
+  return {
+    id: pair.id,
+    query: pair.query,
+    positive: pair.positive,
+    group: pair.group,
+    posScore,
+    negatives,
+    negIds,
+    negScores,
+    nValid: new Set(picks).size,
+    nFalseNegatives: counts.margin + counts.other + counts.imageDuplicate + counts.textDuplicate,
+    carried: pair.carried,
+    ...(images ? { queryImage: pair.queryImage, positiveImage: pair.positiveImage, negImages } : {}),
+  }
+}
+
+/**
+ * Removed candidates as a row stores them, each named by the first rule that removed it:
+ * the score rules' (from the search) and the duplicate rules' (met while serving),
+ * highest score first (ties to pool order), at most `keep`.
+ */
+function filteredOf(
+  removed: SearchResult['filtered'],
+  duplicates: readonly Duplicate[],
+  posScore: number,
+  rules: FalseNegativeRules,
+  pool: CandidatePool,
+  keep: number,
+  images: boolean,
+): FilteredCandidate[] {
+  const all: { index: number; score: number; rule: string }[] = duplicates.map((d) => ({ ...d }))
+  if (removed) {
+    removed.index.forEach((index, j) => {
+      const score = removed.score[j] as number
+      const by = removed.rule[j]
+      all.push({ index, score, rule: by === 'ceiling' ? ceilingRule(score, posScore, rules) ?? 'margin' : by ?? 'margin' })
+    })
+  }
+  all.sort((a, b) => b.score - a.score || a.index - b.index)
+  return all.slice(0, keep).map(({ index, score, rule }) => {
+    const entry = pool.entries[index]
+    if (!entry) throw new Error(`pool index ${index} out of range`)
+    return { text: entry.text, id: entry.id, score, rule, ...(images ? { image: entry.image } : {}) }
+  })
+}

@@ -1,0 +1,177 @@
+/**
+ * Exact top-k search: a blocked matrix multiply in onnxruntime (MLAS sgemm), one block
+ * of queries against one block of the pool at a time, with the false-negative rules
+ * applied as masks inside the graph and a running top-k merged across pool blocks.
+ * Memory is one block pair, never a queries x pool matrix.
+ */
+import os from 'node:os'
+import * as ort from 'onnxruntime-node'
+import { HardnegError } from '../../errors.js'
+import type { EmbeddingMatrix } from '../../types.js'
+import { buildScoreGraph } from './_graph.js'
+import { checkCount, mergeTopK, removedBy, type QueryBatch, type RankedList, type SearchResult } from './topk.js'
+
+/** Options of {@link createExactSearcher}. */
+export interface ExactSearchOptions {
+  pool: EmbeddingMatrix // L2-normalised candidate vectors, in pool order
+  owners?: EmbeddingMatrix // per pool entry, the L2-normalised vector of the query that owns it (rows = pool rows); needed for querySimMax
+  keep: number // candidates to return per query, best first, after the rules (>= 1)
+  keepRemoved?: number // removed candidates to return per query in `filtered`, best first (default 0: none, and no second ranking is run)
+  posSimMax?: number // remove candidates whose similarity to the query's positive exceeds this (off when undefined)
+  querySimMax?: number // remove candidates whose owning query's similarity to the query exceeds this (off when undefined)
+  splitMargin?: boolean // count the margin rule's removals apart; every batch then carries `marginCaps` (default false)
+  poolBlockRows?: number // pool rows scored per call (default 16384, at least 1024; the pool is split into even blocks); results do not depend on it
+  threads?: number // intra-op threads for onnxruntime (default: available cores); results do not depend on it
+}
+
+/** An exact searcher over one pool; call `close()` when done. */
+export interface ExactSearcher {
+  search(batch: QueryBatch, keep?: number): Promise<SearchResult[]> // one result per query in the batch, in order; `keep` overrides the searcher's for this call
+  close(): Promise<void>
+}
+
+/**
+ * Prepares an exact searcher over `options.pool`.
+ *
+ * @example
+ * const searcher = await createExactSearcher({ pool, keep: 10 })
+ * try { const results = await searcher.search(batch) } finally { await searcher.close() }
+ */
+export async function createExactSearcher(options: ExactSearchOptions): Promise<ExactSearcher> {
+  const { pool } = options
+  checkCount('keep', options.keep, 1)
+  const splitMargin = options.splitMargin ?? false
+  const keepRemoved = options.keepRemoved ?? 0
+  checkCount('keepRemoved', keepRemoved, 0)
+  const usePos = options.posSimMax !== undefined
+  const useOwners = options.querySimMax !== undefined
+  if (useOwners && (!options.owners || options.owners.rows !== pool.rows || options.owners.dim !== pool.dim)) {
+    throw new HardnegError('E_BAD_OPTION', 'querySimMax needs owners with one row per pool row')
+  }
+  // MLAS picks a different sgemm path (another summation order) for a single query row
+  // and for very narrow pool blocks. Keeping every call on the main path is what makes
+  // scores bit-identical across batch sizes and thread counts: pool blocks are split
+  // evenly and never narrower than MIN_POOL_BLOCK (or the whole pool), and a one-row
+  // batch is padded to two.
+  const nBlocks = Math.max(1, Math.floor(pool.rows / Math.max(MIN_POOL_BLOCK, options.poolBlockRows ?? 16384)))
+  const poolBlockRows = Math.ceil(pool.rows / nBlocks)
+  const threads = options.threads ?? os.availableParallelism()
+  const session = await ort.InferenceSession.create(buildScoreGraph({ posSim: usePos, querySim: useOwners, splitMargin, keepRemoved: keepRemoved > 0 }), {
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    executionMode: 'sequential',
+    graphOptimizationLevel: 'all',
+  })
+  const dim = pool.dim
+  const posMax = new ort.Tensor('float32', Float32Array.of(options.posSimMax ?? 0), [1])
+  const queryMax = new ort.Tensor('float32', Float32Array.of(options.querySimMax ?? 0), [1])
+
+  async function search(batch: QueryBatch, keepOverride?: number): Promise<SearchResult[]> {
+    const keep = keepOverride ?? options.keep
+    checkCount('keep', keep, 1)
+    const b = batch.rows
+    if (batch.dim !== dim) {
+      throw new HardnegError('E_DIM_MISMATCH', `query dim ${batch.dim}, expected ${dim} (the pool's)`)
+    }
+    const e = batch.excludeWidth
+    const results: SearchResult[] = []
+    const removedLists: RankedList[] = []
+    for (let i = 0; i < b; i++) {
+      results.push({ index: new Int32Array(0), score: new Float32Array(0), removed: 0, removedByMargin: 0 })
+      if (keepRemoved > 0) removedLists.push({ index: new Int32Array(0), score: new Float32Array(0), tag: new Uint8Array(0) })
+    }
+    if (b === 0 || pool.rows === 0) return withRemoved(results, removedLists)
+    const rowsIn = Math.max(2, b)
+    const q = new ort.Tensor('float32', padRows(batch.queries, b, dim), [rowsIn, dim])
+    const cap = new ort.Tensor('float32', padRows(batch.caps, b, 1), [rowsIn, 1])
+    const marginCap = splitMargin ? new ort.Tensor('float32', padRows(batch.marginCaps ?? missing('marginCaps'), b, 1), [rowsIn, 1]) : undefined
+    const pos = usePos ? new ort.Tensor('float32', padRows(batch.positives ?? missing('positives'), b, dim), [rowsIn, dim]) : undefined
+    const localExcl = new BigInt64Array(rowsIn * e).fill(-1n)
+    for (let start = 0; start < pool.rows; start += poolBlockRows) {
+      const n = Math.min(poolBlockRows, pool.rows - start)
+      const want = Math.min(keep + e, n)
+      const wantRemoved = Math.min(keepRemoved + e, n)
+      for (let j = 0; j < b * e; j++) {
+        const g = batch.exclude[j] ?? -1
+        localExcl[j] = BigInt(g >= start && g < start + n ? g - start : -1)
+      }
+      const feeds: Record<string, ort.Tensor> = {
+        q,
+        p: new ort.Tensor('float32', pool.data.subarray(start * dim, (start + n) * dim), [n, dim]),
+        cap,
+        k: new ort.Tensor('int64', BigInt64Array.of(BigInt(want)), [1]),
+        excl: new ort.Tensor('int64', localExcl, [rowsIn, e]),
+      }
+      if (keepRemoved > 0) feeds.kr = new ort.Tensor('int64', BigInt64Array.of(BigInt(wantRemoved)), [1])
+      if (pos) Object.assign(feeds, { pos, pos_max: posMax })
+      if (marginCap) feeds.margin_cap = marginCap
+      if (useOwners && options.owners) {
+        feeds.owners = new ort.Tensor('float32', options.owners.data.subarray(start * dim, (start + n) * dim), [n, dim])
+        feeds.query_max = queryMax
+      }
+      const out = await session.run(feeds)
+      const topScores = out.top_scores?.data as Float32Array
+      const topIndex = out.top_index?.data as BigInt64Array
+      const removed = out.removed?.data as Float32Array
+      const exclRemoved = out.excl_removed?.data as Float32Array
+      const marginRemoved = splitMargin ? (out.margin_removed?.data as Float32Array) : removed
+      const exclMargin = splitMargin ? (out.excl_margin?.data as Float32Array) : exclRemoved
+      for (let i = 0; i < b; i++) {
+        const r = results[i] as SearchResult
+        let removedHere = removed[i] ?? 0
+        let marginHere = marginRemoved[i] ?? 0
+        const skip: number[] = []
+        for (let j = 0; j < e; j++) {
+          const local = Number(localExcl[i * e + j])
+          if (local < 0 || skip.includes(local)) continue
+          skip.push(local)
+          removedHere -= exclRemoved[i * e + j] ?? 0
+          marginHere -= exclMargin[i * e + j] ?? 0
+        }
+        r.removed += removedHere
+        r.removedByMargin += marginHere
+        mergeTopK(r, topScores, topIndex, i * want, want, start, skip, keep)
+        const list = removedLists[i]
+        if (list) {
+          const scores = out.removed_scores?.data as Float32Array
+          const indices = out.removed_index?.data as BigInt64Array
+          const rules = out.removed_rule?.data as Float32Array
+          mergeTopK(list, scores, indices, i * wantRemoved, wantRemoved, start, skip, keepRemoved, rules)
+        }
+      }
+    }
+    return withRemoved(results, removedLists)
+  }
+
+  return {
+    search,
+    async close() {
+      await session.release()
+    },
+  }
+}
+
+/** Attaches each query's removed candidates (when they were ranked) to its result. */
+function withRemoved(results: SearchResult[], lists: readonly RankedList[]): SearchResult[] {
+  for (const [i, list] of lists.entries()) {
+    const r = results[i] as SearchResult
+    r.filtered = { index: list.index, score: list.score, rule: Array.from(list.tag ?? [], removedBy) }
+  }
+  return results
+}
+
+/** Smallest pool block scored in one call, unless the pool itself is smaller. */
+export const MIN_POOL_BLOCK = 1024
+
+/** A one-row block repeated to two rows (see the note on sgemm paths); others as they are. */
+function padRows(data: Float32Array, rows: number, width: number): Float32Array {
+  if (rows !== 1) return data
+  const out = new Float32Array(2 * width)
+  out.set(data.subarray(0, width))
+  out.set(data.subarray(0, width), width)
+  return out
+}
+
+function missing(what: string): never {
+  throw new HardnegError('E_BAD_OPTION', `the searcher's rules need the batch's ${what}`)
+}
