@@ -1,9 +1,10 @@
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
+import { PassThrough } from 'node:stream'
 import { DuckDBInstance } from '@duckdb/node-api'
 import { describe, expect, it } from 'vitest'
-import { runHardneg, runMineNegatives, type CliIO } from '../src/cli/main.js'
+import { quietOnClose, runHardneg, runMineNegatives, type CliIO } from '../src/cli/main.js'
 import { readShards } from '../src/index.js'
 import { tempDir } from './_helpers.js'
 
@@ -13,7 +14,8 @@ function captureIO(): CliIO & { out: string[]; err: string[] } {
   return { out, err, stdout: (t) => void out.push(t), stderr: (t) => void err.push(t), stderrIsTTY: false }
 }
 
-const SNLI = path.resolve(import.meta.dirname, '..', 'fixtures', 'snli')
+const ROOT = path.resolve(import.meta.dirname, '..')
+const SNLI = path.join(ROOT, 'fixtures', 'snli')
 
 async function query(sql: string): Promise<Record<string, unknown>[]> {
   const instance = await DuckDBInstance.create(':memory:')
@@ -146,6 +148,28 @@ describe('mine-negatives CLI', () => {
     const io = captureIO()
     expect(await runHardneg([], io)).toBe(2)
     expect(io.err.join('')).toContain('Usage: hardneg')
+  })
+
+  it.each([['hardneg', 'mine', '--help'], ['mine-negatives', '--help'], ['hardneg', '--help']])(
+    '%s %s: a reader that closes early (| head -5) ends it quietly, exit 0', async (bin, ...args) => {
+      const child = spawn(process.execPath, [path.join(ROOT, 'bin', `${bin}.js`), ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+      let err = ''
+      child.stderr.on('data', (d: Buffer) => (err += d.toString()))
+      // Like `| head -5` that has already exited: the pipe's reader is gone before the help is written.
+      child.stdout.destroy()
+      const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
+      expect(err).toBe('')
+      expect(code).toBe(0)
+    })
+
+  it('a writer to a closed stream drops output instead of throwing', () => {
+    const stream = new PassThrough()
+    const write = quietOnClose(stream)
+    write('a')
+    stream.emit('error', Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }))
+    expect(() => write('b')).not.toThrow()
+    expect(stream.read()?.toString()).toBe('a')
+    expect(() => stream.emit('error', Object.assign(new Error('disk full'), { code: 'ENOSPC' }))).toThrow('disk full')
   })
 
   it('keeps per-query buffers to the pool size when k is huge', async () => {

@@ -17,12 +17,29 @@ export interface CliIO {
   exitCode?: number // set by a command that finishes with another status than 0 (validate: 1 when a finding reaches --fail-on)
 }
 
-/** The process's own streams. */
+/**
+ * The process's own streams. A reader that closes early (`hardneg mine --help | head -5`)
+ * ends the stream with EPIPE: writes to it stop quietly, and the command finishes with its
+ * own exit code (0 for help), as command-line tools do; a mining run still completes its
+ * shards, whose summary simply has no reader.
+ */
 export function processIO(): CliIO {
   return {
-    stdout: (t) => void process.stdout.write(t),
-    stderr: (t) => void process.stderr.write(t),
+    stdout: quietOnClose(process.stdout),
+    stderr: quietOnClose(process.stderr),
     stderrIsTTY: process.stderr.isTTY === true,
+  }
+}
+
+/** A writer to `stream` that drops output once the stream's reader has gone (EPIPE). */
+export function quietOnClose(stream: NodeJS.WritableStream): (text: string) => void {
+  let closed = false
+  stream.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code !== 'EPIPE') throw err
+    closed = true
+  })
+  return (text) => {
+    if (!closed) stream.write(text)
   }
 }
 
