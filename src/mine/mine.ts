@@ -9,11 +9,12 @@ import { EmbeddingSet } from './_embedding-set.js'
 import { HardnegError } from '../errors.js'
 import { readEmbeddingHeader, type EmbeddingFileOptions, type EmbeddingHeader } from '../embeddings/embeddings.js'
 import { checkRules, type FalseNegativeRules } from './filters.js'
-import { OUTPUT_FORMATS, writeRowsAs, type OutputFormat } from '../output/formats.js'
+import { OUTPUT_FORMATS, writeRowsAs, type OutputFormat, type RowLayout } from '../output/formats.js'
 import { DEFAULT_IMAGE_DUP_DISTANCE, IMAGE_CACHE_FILE } from '../images/images.js'
 import { hashPairImages, listOf, readPairFiles, type PairFile, type PairImages } from './_inputs.js'
-import { describeInput, writeManifest, type Manifest } from '../output/manifest.js'
-import { mineGroup, type HnswParams, type SearchMethod } from './negatives.js'
+import { composeManifest, describeInput, writeManifest, type Manifest, type ManifestHead } from '../output/manifest.js'
+import { mineGroup, type HnswParams, type MineGroupOptions, type SearchMethod } from './negatives.js'
+import type { GroupSize, RunRole } from './role.js'
 import { abandonOutput, commitOutput, openOutput } from '../output/output.js'
 import type { PairsFormat, PresetName } from '../pairs/pairs.js'
 import { buildPool, type CorpusRecord, type PoolOptions } from './pool.js'
@@ -106,6 +107,18 @@ export const AUTO_EXACT_MAX_FLOP = 4e14
  * console.log(summary.falseNegativeQueryShare)
  */
 export async function mineNegatives(options: MineOptions): Promise<MineResult> {
+  return runMining(options)
+}
+
+/**
+ * {@link mineNegatives} with an optional role in a distributed run (src/scale/): without
+ * one it is the one-process run; with one, the role decides which queries (and which pool
+ * rows) are mined and where rows, counts and the manifest's head go. Every other step is
+ * the same code for both.
+ */
+export async function runMining(options: MineOptions): Promise<MineResult>
+export async function runMining<R>(options: MineOptions, role: RunRole<R>): Promise<R>
+export async function runMining<R>(options: MineOptions, role?: RunRole<R>): Promise<MineResult | R> {
   const t0 = performance.now()
   const timings: Record<string, number> = {}
   const lap = (name: string, since: number): number => {
@@ -213,7 +226,9 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
   }
   t = lap('read', t)
 
-  const staging = await openOutput(options.out, options.overwrite ?? false)
+  let staging = ''
+  if (role) await role.open(options.out, options.overwrite ?? false)
+  else staging = await openOutput(options.out, options.overwrite ?? false)
   try {
     const inputs = []
     const described: [string, string | undefined][] = [
@@ -230,7 +245,7 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
     }
     t = lap('hash', t)
 
-    const stats = new MiningStats()
+    const stats = role ? role.stats([]) : new MiningStats()
     let images: PairImages | undefined
     let kept = pairs
     if (withImages) {
@@ -254,27 +269,48 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
 
     const groups = groupPairs(kept)
     const methods = new Set<SearchMethod>()
+    const chooseMethod = (queries: number, poolRows: number): SearchMethod =>
+      method === 'auto' ? (2 * queries * poolRows * dim <= AUTO_EXACT_MAX_FLOP ? 'exact' : 'hnsw') : method
+    // A worker's share depends on every group's size, and the manifest's search on every group's method.
+    const sizes: GroupSize[] | undefined = role
+      ? [...groups].map(([name, members]) => {
+          const poolRows = buildPool(name, members, corpus, poolOptions).entries.length
+          return { name, rows: members.length, poolRows, method: chooseMethod(members.length, poolRows) }
+        })
+      : undefined
+    for (const size of sizes ?? []) methods.add(size.method)
+    const shares = sizes ? role?.plan(sizes) : undefined
     const carriedColumns = outputFormat === 'unime-v2' ? [] : carriedColumnsOf(kept)
     const hnsw: HnswParams = { m: options.m ?? 16, ef: options.ef ?? 128, efConstruction: options.efConstruction ?? 200 }
     let searched = 0
     let loadedGroups = 0
 
     async function* allRows(): AsyncGenerator<MinedRow> {
-      for (const [group, members] of groups) {
+      let groupIndex = -1
+      for (const [group, groupMembers] of groups) {
+        groupIndex++
+        const share = shares?.[groupIndex]
+        if (shares && !share) continue
+        role?.enterGroup(groupIndex)
         let tg = performance.now()
-        const pool = buildPool(group, members, corpus, poolOptions)
+        const pool = buildPool(group, groupMembers, corpus, poolOptions)
+        // The queries mined here: the group's, or a worker's share of them (the pool stays the whole group's).
+        const members = share ? groupMembers.slice(share.rows[0], share.rows[1]) : groupMembers
         const rows = Int32Array.from(members, (p) => p.row)
         const queries = await querySet.load(rows)
         const positives = await positiveSet.load(rows)
-        const poolVectors = await loadPoolVectors(pool.entries, (r) => positiveSet.load(r), corpusSet ? (r) => corpusSet.load(r) : undefined, dim)
-        const owners = rules.querySim !== undefined ? await loadOwners(pool.entries, (r) => querySet.load(r), dim) : undefined
+        // A pool-part worker holds its part's vectors only: the part is what does not fit one machine.
+        const split = share !== undefined && (share.pool[0] > 0 || share.pool[1] < pool.entries.length)
+        const scored = split ? pool.entries.slice(share.pool[0], share.pool[1]) : pool.entries
+        const poolVectors = await loadPoolVectors(scored, (r) => positiveSet.load(r), corpusSet ? (r) => corpusSet.load(r) : undefined, dim)
+        const owners = rules.querySim !== undefined ? await loadOwners(scored, (r) => querySet.load(r), dim) : undefined
         tg = lap('load', tg)
         loadedGroups++
         options.onProgress?.({ phase: 'load', done: loadedGroups, total: groups.size, group })
-        const flop = 2 * members.length * pool.entries.length * dim
-        const chosen: SearchMethod = method === 'auto' ? (flop <= AUTO_EXACT_MAX_FLOP ? 'exact' : 'hnsw') : method
+        // By the whole group, so that a worker's share is searched as the one-process run searches it.
+        const chosen = chooseMethod(groupMembers.length, pool.entries.length)
         methods.add(chosen)
-        const mined = mineGroup({
+        const groupOptions: MineGroupOptions = {
           pairs: members,
           queries,
           positives,
@@ -293,47 +329,59 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
             searched += n
             options.onProgress?.({ phase: 'search', done: searched, total: kept.length, group })
           },
-          onOutcome: (row, outcome, pair, removed) => stats.record(pair.group, row, outcome, removed),
-        })
-        for await (const row of mined) yield row
+          onOutcome: outcomeRecorder(stats, role),
+        }
+        if (split && role) await role.minePoolPart({ group: groupIndex, share, options: groupOptions })
+        else for await (const row of mineGroup(groupOptions)) yield row
         lap('search', tg)
       }
     }
 
-    const shards = await writeRowsAs(outputFormat, allRows(), {
-      dir: staging,
+    const layout: RowLayout = {
       ...(options.shardRows !== undefined ? { shardRows: options.shardRows } : {}),
       carriedColumns,
       images: withImages,
       keepFiltered: keepFiltered > 0,
-    })
-    t = performance.now()
-    await commitOutput(options.out, staging, shards.map((s) => s.file))
-    const summary = stats.summarise()
-    const { groups: groupCounts, positiveScores, negativeScores, ...counts } = summary
-    timings.total = (performance.now() - t0) / 1000
-    const manifest: Manifest = {
+    }
+    const head: ManifestHead = {
       tool: { name: 'hardneg', version: await toolVersion() },
-      createdAt: new Date().toISOString(),
       inputs,
       options: effectiveOptions(options, rules, select, method, hnsw, outputFormat, withImages ? { onBadImage, imageDupDistance, imageRoot } : undefined),
       search: {
         method: methods.has('hnsw') ? 'hnsw' : 'exact',
         falseNegativeCounts: methods.has('hnsw') ? 'fetched-candidates' : 'whole-pool',
       },
-      rows: { in: summary.rowsIn, out: summary.rowsOut },
-      shards,
-      counts,
-      groups: groupCounts,
-      scores: { positive: positiveScores, negative: negativeScores },
       ...(images ? { images: images.summary } : {}),
-      timings,
     }
+    if (role) {
+      await role.writeRows(allRows(), outputFormat, layout)
+      timings.total = (performance.now() - t0) / 1000
+      return await role.finish(head, stats.summarise(), timings)
+    }
+    const shards = await writeRowsAs(outputFormat, allRows(), { dir: staging, ...layout })
+    t = performance.now()
+    await commitOutput(options.out, staging, shards.map((s) => s.file))
+    const summary = stats.summarise()
+    timings.total = (performance.now() - t0) / 1000
+    const manifest = composeManifest(head, summary, shards, timings)
     await writeManifest(options.out, manifest)
     return { out: options.out, manifest, summary }
   } catch (err) {
-    await abandonOutput(staging)
+    if (role) await role.abandon()
+    else await abandonOutput(staging)
     throw err
+  }
+}
+
+/**
+ * What a run does with each query's outcome (mineGroup's `onOutcome`): count it in
+ * `stats`, after telling `role` which query it is. The merge of a split pool finishes
+ * queries through the same function.
+ */
+export function outcomeRecorder(stats: MiningStats, role?: Pick<RunRole<unknown>, 'enterQuery'>): NonNullable<MineGroupOptions['onOutcome']> {
+  return (row, outcome, pair, ...rest) => {
+    role?.enterQuery(pair.row)
+    stats.record(pair.group, row, outcome, ...rest)
   }
 }
 

@@ -145,16 +145,20 @@ class JsonlShard {
 
 const FLUSH_BYTES = 1 << 20
 
+/** How a run's rows are laid out in shards, whatever the format (what {@link writeRowsAs} takes besides `dir`). */
+export interface RowLayout {
+  shardRows?: number // rows per shard (default 100000)
+  carriedColumns: Parameters<typeof writeShards>[1]['carriedColumns'] // carried columns (Parquet layouts)
+  images: boolean // a run with images: hardneg's layout gains the image columns, and the filtered columns filtered_images
+  keepFiltered: boolean // rows carry `filtered`: the Parquet layouts gain the filtered_* columns
+}
+
 /** Writes `rows` in `format` into `dir`; see {@link writeShards} for the default layout. */
 export async function writeRowsAs(
   format: OutputFormat,
   rows: AsyncIterable<MinedRow>,
-  options: {
+  options: RowLayout & {
     dir: string // output directory
-    shardRows?: number // rows per shard (default 100000)
-    carriedColumns: Parameters<typeof writeShards>[1]['carriedColumns'] // carried columns (Parquet layouts)
-    images: boolean // a run with images: hardneg's layout gains the image columns, and the filtered columns filtered_images
-    keepFiltered: boolean // rows carry `filtered`: the Parquet layouts gain the filtered_* columns
   },
 ): Promise<ShardInfo[]> {
   const { dir, shardRows, carriedColumns, images, keepFiltered } = options
