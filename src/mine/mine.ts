@@ -330,6 +330,7 @@ export async function runMining<R>(options: MineOptions, role?: RunRole<R>): Pro
             options.onProgress?.({ phase: 'search', done: searched, total: kept.length, group })
           },
           onOutcome: outcomeRecorder(stats, role),
+          ...(split ? { poolOffset: share.pool[0] } : {}),
         }
         if (split && role) await role.minePoolPart({ group: groupIndex, share, options: groupOptions })
         else for await (const row of mineGroup(groupOptions)) yield row
