@@ -11,16 +11,9 @@ import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { runMineNegatives, type CliIO } from '../src/cli/main.js'
 import { mineNegatives, readShards, type MinedRow } from '../src/index.js'
-import { tempDir } from './_helpers.js'
+import { SNLI_INPUTS as base, tempDir } from './_helpers.js'
 
-const SNLI = path.resolve(import.meta.dirname, '..', 'fixtures', 'snli')
 const COCO = path.resolve(import.meta.dirname, '..', 'fixtures', 'coco-mini')
-const base = {
-  pairs: path.join(SNLI, 'snli-test-triplets.csv'),
-  preset: 'simcse' as const,
-  queryEmbeddings: path.join(SNLI, 'snli-test-sent0.use512.f16.npy'),
-  positiveEmbeddings: path.join(SNLI, 'snli-test-sent1.use512.f16.npy'),
-}
 
 function python(module: string): boolean {
   try {

@@ -9,7 +9,7 @@ import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { runMineNegatives, type CliIO } from '../src/cli/main.js'
 import { mineNegatives, readShards, type MineOptions, type MinedRow } from '../src/index.js'
-import { randomUnit, tempDir, writeCsv, writeNpy } from './_helpers.js'
+import { randomUnit, SNLI_INPUTS, tempDir, writeCsv, writeNpy } from './_helpers.js'
 
 const DIM = 16
 
@@ -114,14 +114,8 @@ describe('sibling positives', () => {
 
   it('rows without siblings give byte-identical shards to before (SNLI, hnsw, random window, coco-mini images)', async () => {
     const dir = await tempDir()
-    const snli = path.resolve(import.meta.dirname, '..', 'fixtures', 'snli')
     const coco = path.resolve(import.meta.dirname, '..', 'fixtures', 'coco-mini')
-    const base = {
-      pairs: path.join(snli, 'snli-test-triplets.csv'),
-      preset: 'simcse' as const,
-      queryEmbeddings: path.join(snli, 'snli-test-sent0.use512.f16.npy'),
-      positiveEmbeddings: path.join(snli, 'snli-test-sent1.use512.f16.npy'),
-    }
+    const base = SNLI_INPUTS
     // The sha256 of each run's shard, as written before sibling exclusion existed.
     const runs: [string, Omit<MineOptions, 'out'>, string][] = [
       ['snli', base, '2422dc67aa1baf98003ec675ae969ee6594e88f75982d766c283ca2d9a321059'],
@@ -141,7 +135,7 @@ describe('sibling positives', () => {
 })
 
 describe('siblings in runs with images', () => {
-  it('are rows with the same instruction over the same picture (by content), never the same instruction over another', async () => {
+  it.each(['exact', 'hnsw'] as const)('are rows with the same instruction over the same picture (by content), never the same instruction over another (%s)', async (search) => {
     const dir = await tempDir()
     const images = path.join(dir, 'images')
     await mkdir(images)
@@ -162,7 +156,7 @@ describe('siblings in runs with images', () => {
     await writeNpy(path.join(dir, 'p.npy'), rows.map((r) => r.p))
     const { summary } = await mineNegatives({
       pairs, queryImageCol: 'query_image', queryEmbeddings: path.join(dir, 'q.npy'), positiveEmbeddings: path.join(dir, 'p.npy'),
-      out: path.join(dir, 'out'), k: 3, search: 'exact',
+      out: path.join(dir, 'out'), k: 3, search,
     })
     const mined = await rowsOf(path.join(dir, 'out'))
     expect(mined[0]!.negatives).not.toContain('caption a two')
