@@ -70,7 +70,7 @@ export async function searchPoolPart(options: MineGroupOptions, emit: (query: Pa
  * Combines one query's parts (one per pool part, any order) and finishes it as the
  * one-process run would. Throws when the parts are not of one query.
  */
-export async function finishPartials(parts: readonly PartialQuery[], group: PartialGroup): Promise<FinishedQuery & { query: SearchedQuery }> {
+export async function finishPartials(parts: readonly PartialQuery[], group: PartialGroup): Promise<FinishedQuery & { searched: SearchedQuery }> {
   const first = parts[0]
   if (!first) throw new Error('finishPartials: no parts')
   for (const p of parts) if (p.pair.row !== first.pair.row) throw new Error(`finishPartials: parts of rows ${first.pair.row} and ${p.pair.row}`)
@@ -107,7 +107,7 @@ export async function finishPartials(parts: readonly PartialQuery[], group: Part
   // The one-process search returns the best `keep`, and the best `n` when asked for more: prefixes of the merged ranking.
   const query: SearchedQuery = { ...first, result: prefix(merged, keep) }
   const finished = await finishQuery(query, async (n) => prefix(merged, n), options)
-  return { ...finished, query }
+  return { ...finished, searched: query }
 }
 
 /** Search results of disjoint pool parts as one: counts add, candidate lists merge (score, then pool order). */

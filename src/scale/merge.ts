@@ -162,7 +162,7 @@ export async function mergeParts(options: MergeOptions): Promise<MergeResult> {
             for (let q = queries ? queries.rows[1] - queries.rows[0] : 0; q > 0; q--) {
               const pieces = [(await main.next('partial')), ...(await Promise.all(parts.map((p) => p.next('partial'))))].map((x) => (x as Extract<PartRecord, { k: 'partial' }>).query)
               const done = await finishPartials(pieces, r.settings as PartialGroup)
-              record(done.row, done.outcome, done.query.pair, done.counts)
+              record(done.row, done.outcome, done.searched.pair, done.counts, done.query)
               if (done.row) {
                 written++
                 yield done.row
