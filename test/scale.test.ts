@@ -1,35 +1,74 @@
+/**
+ * Scale-out: N workers (and N / M query shares x M pool parts) and a merge give the
+ * one-process run's shards and manifest byte for byte, over every option that changes
+ * output and every output format; what a worker leaves never looks finished.
+ */
 import { readdir, readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { mergeParts, mineNegatives, mineWorkerPart, type MineOptions } from '../src/index.js'
 import { tempDir } from './_helpers.js'
+import { expectSameRun, setAside, SNLI_FULL, snliSubset } from './_scale-fixture.js'
 
-const snli = path.resolve('fixtures/snli')
-const base = {
-  pairs: path.join(snli, 'snli-test-triplets.csv'),
-  preset: 'simcse',
-  queryEmbeddings: path.join(snli, 'snli-test-sent0.use512.f16.npy'),
-  positiveEmbeddings: path.join(snli, 'snli-test-sent1.use512.f16.npy'),
+const COCO = path.join(import.meta.dirname, '..', 'fixtures', 'coco-mini')
+const COCO_INPUTS = {
+  pairs: path.join(COCO, 'mmeb-style.parquet'),
+  preset: 'mmeb' as const,
+  queryEmbeddings: path.join(COCO, 'mmeb-style.qry.npy'),
+  positiveEmbeddings: path.join(COCO, 'mmeb-style.pos.npy'),
   threads: 1,
-} satisfies Partial<MineOptions>
-
-async function files(dir: string): Promise<Record<string, Buffer>> {
-  const out: Record<string, Buffer> = {}
-  for (const n of (await readdir(dir)).sort()) if (/^part-/.test(n)) out[n] = await readFile(path.join(dir, n))
-  return out
 }
 
-describe('scale-out', () => {
-  it('4 workers + merge = one process', async () => {
-    const dir = await tempDir()
-    const one = path.join(dir, 'one')
-    const many = path.join(dir, 'many')
-    const opts = { ...base, shardRows: 1000 }
-    const ref = await mineNegatives({ ...opts, out: one })
-    for (let i = 0; i < 4; i++) await mineWorkerPart({ ...opts, out: many }, { index: i, count: 4, poolParts: 1, engine: 'flags', source: 'test' })
-    const merged = await mergeParts({ out: many })
-    expect(await files(many)).toEqual(await files(one))
-    const strip = (m: any) => ({ ...m, createdAt: 0, timings: 0 })
-    expect(strip(merged.manifest)).toEqual(strip(ref.manifest))
+/** Mines `options` in one process, then with `workers` workers and `poolParts` pool parts into the same `out`, and compares. */
+async function compare(options: Omit<MineOptions, 'out'>, workers: number, poolParts = 1): Promise<{ pool: [number, number] }[][]> {
+  const dir = await tempDir()
+  const out = path.join(dir, 'run')
+  await mineNegatives({ ...options, out })
+  const ref = await setAside(out, path.join(dir, 'ref'))
+  for (let index = 0; index < workers; index++) {
+    await mineWorkerPart({ ...options, out }, { index, count: workers, poolParts, engine: 'flags', source: 'test' })
+    // Nothing a worker writes looks like a finished run.
+    expect((await readdir(out)).filter((n) => !n.startsWith('.'))).toEqual([])
+  }
+  const mined: { pool: [number, number] }[][] = []
+  for (const name of (await readdir(path.join(out, '.hardneg-parts'))).sort()) {
+    mined.push((JSON.parse(await readFile(path.join(out, '.hardneg-parts', name, 'part.json'), 'utf8')) as { mined: { pool: [number, number] }[] }).mined)
+  }
+  await mergeParts({ out })
+  await expectSameRun(out, ref)
+  expect((await readdir(out)).filter((n) => n.startsWith('.hardneg-parts'))).toEqual([])
+  return mined
+}
+
+describe('workers and merge give the one-process run', () => {
+  const cases: [string, Partial<MineOptions>][] = [
+    ['defaults', {}],
+    ['groups, siblings, lowest anchor, sweep, min-score, top range, carried column', { groupCol: 'group', carry: ['label'], marginAnchor: 'lowest', sweepThresholds: [0, 0.05, 0.2], minScore: 0.05, range: [2, 30] }],
+    ['random sampling, pad none, keep-filtered, every filter', { k: 3, pad: 'none', sampling: 'random', range: [0, 40], seed: 7, keepFiltered: 3, maxScore: 0.8, relativeMargin: 0.05, posSim: 0.9, querySim: 0.95 }],
+    ['corpus, small shards', { shardRows: 250, threshold: 0 }],
+    ['hnsw search', { search: 'hnsw', groupCol: 'group' }],
+    ['mmeb layout', { outputFormat: 'mmeb', pad: 'drop' }],
+    ['unime-v2 layout', { outputFormat: 'unime-v2', shardRows: 400 }],
+    ['sentence-transformers layout', { outputFormat: 'sentence-transformers', k: 4 }],
+    ['flagembedding layout', { outputFormat: 'flagembedding', groupCol: 'group' }],
+  ]
+  it.each(cases)('%s (3 workers)', async (_name, extra) => {
+    const inputs = await snliSubset(await tempDir())
+    const { corpus, corpusEmbeddings, ...noCorpus } = inputs
+    await compare({ ...(_name.startsWith('corpus') ? inputs : noCorpus), ...extra } as Omit<MineOptions, 'out'>, 3)
+  })
+
+  it('mines pairs with images (coco-mini, two subsets) with keep-filtered, in UniME-V2 JSON Lines and hardneg shards', async () => {
+    await compare({ ...COCO_INPUTS, keepFiltered: 4 }, 3)
+    await compare({ ...COCO_INPUTS, outputFormat: 'unime-v2', k: 4 }, 4)
+  })
+
+  it('splits the pool: 2 query shares x 2 pool parts over SNLI (2,921 pool rows), with keep-filtered and a sweep', async () => {
+    const mined = await compare({ ...SNLI_FULL, keepFiltered: 3, sweepThresholds: [0, 0.1, 0.3] }, 4, 2)
+    expect(mined.map((m) => m.map((g) => g.pool))).toEqual([[[0, 1460]], [[1460, 2921]], [[0, 1460]], [[1460, 2921]]])
+  })
+
+  it('splits the pool with random sampling, a rank window, min-score and every filter (1 share x 2 parts)', async () => {
+    await compare({ ...SNLI_FULL, k: 4, sampling: 'random', range: [1, 50], seed: 3, minScore: 0.1, posSim: 0.9, querySim: 0.95, relativeMargin: 0.02, pad: 'none' }, 2, 2)
   })
 })

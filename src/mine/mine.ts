@@ -11,7 +11,7 @@ import { readEmbeddingHeader, type EmbeddingFileOptions, type EmbeddingHeader } 
 import { TEXT_ONLY_FORMATS, writeRowsAs, type OutputFormat, type RowLayout } from '../output/formats.js'
 import { IMAGE_CACHE_FILE } from '../images/images.js'
 import { hashPairImages, readPairFiles, type PairFile, type PairImages } from './_inputs.js'
-import { composeManifest, describeInput, writeManifest, type Manifest, type ManifestHead } from '../output/manifest.js'
+import { composeManifest, describeInput, writeManifest, type Manifest, type ManifestHead, type ManifestInput } from '../output/manifest.js'
 import { mineGroup, type HnswParams, type MarginAnchor, type MineGroupOptions, type SearchMethod } from './negatives.js'
 import { effectiveOptions, pick, resolveOptions } from './_options.js'
 import type { GroupSize, RunRole } from './role.js'
@@ -183,7 +183,7 @@ export async function runMining<R>(options: MineOptions, role?: RunRole<R>): Pro
   if (role) await role.open(options.out, options.overwrite ?? false)
   else staging = await openOutput(options.out, options.overwrite ?? false)
   try {
-    const inputs = []
+    const inputs: ManifestInput[] = []
     const described: [string, string | undefined][] = [
       ...pairFiles.map((f): [string, string] => ['pairs', f]),
       ...queryFiles.map((f): [string, string] => ['query-embeddings', f]),
@@ -304,7 +304,8 @@ export async function runMining<R>(options: MineOptions, role?: RunRole<R>): Pro
       keepFiltered: keepFiltered > 0,
       k: select.k,
     }
-    const head: ManifestHead = {
+    // After the rows: the search methods are known once every group was mined.
+    const headOf = async (): Promise<ManifestHead> => ({
       tool: { name: 'hardneg', version: await toolVersion() },
       inputs,
       options: effectiveOptions(options, rules, select, marginAnchor, method, hnsw, outputFormat, withImages ? { onBadImage, imageDupDistance, imageRoot } : undefined),
@@ -313,18 +314,18 @@ export async function runMining<R>(options: MineOptions, role?: RunRole<R>): Pro
         falseNegativeCounts: methods.has('hnsw') ? 'fetched-candidates' : 'whole-pool',
       },
       ...(images ? { images: images.summary } : {}),
-    }
+    })
     if (role) {
       await role.writeRows(allRows(), outputFormat, layout)
       timings.total = (performance.now() - t0) / 1000
-      return await role.finish(head, stats.summarise(), timings)
+      return await role.finish(await headOf(), stats.summarise(), timings)
     }
     const shards = await writeRowsAs(outputFormat, allRows(), { dir: staging, ...layout })
     t = performance.now()
     await commitOutput(options.out, staging, shards.map((s) => s.file))
     const summary = stats.summarise()
     timings.total = (performance.now() - t0) / 1000
-    const manifest = composeManifest(head, summary, shards, timings)
+    const manifest = composeManifest(await headOf(), summary, shards, timings)
     await writeManifest(options.out, manifest)
     return { out: options.out, manifest, summary }
   } catch (err) {
