@@ -72,3 +72,51 @@ describe('workers and merge give the one-process run', () => {
     await compare({ ...SNLI_FULL, k: 4, sampling: 'random', range: [1, 50], seed: 3, minScore: 0.1, posSim: 0.9, querySim: 0.95, relativeMargin: 0.02, pad: 'none' }, 2, 2)
   })
 })
+
+describe('a split pool with the duplicate rules', () => {
+  it('finishes every query from its parts exactly as the whole pool does, deep fetches included', async () => {
+    const { buildPool, mineGroup } = await import('../src/index.js')
+    const { searchPoolPart, finishPartials } = await import('../src/mine/partial.js')
+    const { randomUnit } = await import('./_helpers.js')
+    const dim = 16
+    const poolRows = 2400
+    const queries = 40
+    const pairs = Array.from({ length: poolRows }, (_, row) => ({ row, id: `r${row}`, query: `q${row}`, positive: `p${row}`, group: '', queryImage: '', positiveImage: '', carried: {} }))
+    const pool = buildPool('', pairs)
+    const vectors = randomUnit(poolRows, dim, 11, 4)
+    const queryVectors = randomUnit(queries, dim, 12, 4)
+    // Half the pool counts as a duplicate for even rows, so most queries walk past their first fetch.
+    const duplicates = (pair: { row: number }, entry: { id: string }): 'image_duplicate' | 'text_duplicate' | undefined => {
+      const j = Number(entry.id.slice(1))
+      if (j % 2 === 0 && pair.row % 2 === 0) return 'image_duplicate'
+      return j % 9 === pair.row % 9 ? 'text_duplicate' : undefined
+    }
+    const base = {
+      pairs: pairs.slice(0, queries),
+      queries: queryVectors,
+      positives: { rows: queries, dim, data: vectors.data.slice(0, queries * dim) },
+      pool,
+      rules: { threshold: 0.05 },
+      duplicates,
+      select: { k: 8, sampling: 'top' as const, seed: 0, pad: 'repeat' as const },
+      keepFiltered: 5,
+      search: 'exact' as const,
+      threads: 1,
+    }
+    const whole: unknown[] = []
+    for await (const row of mineGroup({ ...base, poolVectors: vectors, onOutcome: (row, outcome, _pair, counts) => whole.push({ row, outcome, counts }) })) void row
+    const parts: Awaited<Parameters<Parameters<typeof searchPoolPart>[1]>[0]>[][] = [[], []]
+    for (const [p, [a, b]] of [[0, 1200], [1200, 2400]].entries()) {
+      const part = { rows: b - a, dim, data: vectors.data.slice(a * dim, b * dim) }
+      await searchPoolPart({ ...base, poolVectors: part, poolOffset: a }, async (q) => void parts[p]?.push(q))
+    }
+    const split: unknown[] = []
+    for (let i = 0; i < queries; i++) {
+      const done = await finishPartials([parts[0]?.[i], parts[1]?.[i]] as never, { poolRows, rules: base.rules, select: base.select, keepFiltered: 5, images: false, duplicates: true })
+      split.push({ row: done.row, outcome: done.outcome, counts: done.counts })
+    }
+    expect(split).toEqual(whole)
+    // The walk went deeper than the first fetch for some queries: more than 2k + 8 candidates listed.
+    expect(parts[0]?.some((q) => q.result.index.length > 24)).toBe(true)
+  })
+})

@@ -11,6 +11,7 @@
  * stops, with each candidate's verdict. The global walk stops no later than the earliest
  * part's stop, so every candidate it looks at is in a part's list.
  */
+import { HardnegError } from '../errors.js'
 import type { DuplicateRule } from './duplicates.js'
 import { finishQuery, searchGroup, searchKeep, serveWithDuplicates, type FinishedQuery, type FinishOptions, type MineGroupOptions, type SearchedQuery } from './negatives.js'
 import type { CandidatePool, PoolEntry } from './pool.js'
@@ -51,6 +52,10 @@ export function partialGroupOf(options: MineGroupOptions): PartialGroup {
  */
 export async function searchPoolPart(options: MineGroupOptions, emit: (query: PartialQuery) => Promise<void>): Promise<void> {
   const { pool, duplicates } = options
+  // With a floor, the one-process deepening stops at the first list reaching below it, at a depth no part can tell alone.
+  if (duplicates && options.select.minScore !== undefined) {
+    throw new HardnegError('E_BAD_OPTION', 'minScore with a split pool in a run with images, expected one of the two: the duplicate rules fetch deeper until the floor, which only the whole pool decides')
+  }
   for await (const [query, deeper] of searchGroup(options)) {
     let result = query.result
     let verdicts: Map<number, DuplicateRule | null> | undefined
