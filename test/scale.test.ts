@@ -106,7 +106,7 @@ describe('a split pool with the duplicate rules', () => {
     const whole: unknown[] = []
     for await (const row of mineGroup({ ...base, poolVectors: vectors, onOutcome: (row, outcome, _pair, counts) => whole.push({ row, outcome, counts }) })) void row
     const parts: Awaited<Parameters<Parameters<typeof searchPoolPart>[1]>[0]>[][] = [[], []]
-    for (const [p, [a, b]] of [[0, 1200], [1200, 2400]].entries()) {
+    for (const [p, [a, b]] of ([[0, 1200], [1200, 2400]] as const).entries()) {
       const part = { rows: b - a, dim, data: vectors.data.slice(a * dim, b * dim) }
       await searchPoolPart({ ...base, poolVectors: part, poolOffset: a }, async (q) => void parts[p]?.push(q))
     }
