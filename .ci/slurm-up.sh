@@ -24,6 +24,8 @@ for s in socks: s.close()
 PY
 )
 host="$(hostname -s)"
+# A fresh state every time: no jobs recovered from an earlier cluster.
+rm -rf "$dir/state" "$dir/spool"
 mkdir -p "$dir/state" "$dir/spool" "$dir/log" "$dir/munge"
 chmod 700 "$dir/munge"
 
@@ -59,6 +61,7 @@ JobCompType=jobcomp/none
 MpiDefault=none
 ReturnToService=2
 SchedulerType=sched/backfill
+SchedulerParameters=sched_min_interval=100000
 SlurmctldTimeout=30
 SlurmdTimeout=30
 InactiveLimit=0

@@ -12,7 +12,7 @@
  * index, so workers on one shared directory never touch each other's files.
  */
 import { createHash } from 'node:crypto'
-import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { HardnegError } from '../errors.js'
@@ -114,6 +114,7 @@ export async function commitPart(out: string, temp: string, manifest: PartManife
 /** Records that worker `failure.index` failed (an earlier finished part of it stays). */
 export async function writeFailure(out: string, failure: PartFailure): Promise<void> {
   const file = path.join(partsDir(out), `${partName(failure.index, failure.count)}.failed.json`)
+  await mkdir(partsDir(out), { recursive: true })
   const temp = `${file}.tmp-${os.hostname()}-${process.pid}`
   await writeFile(temp, JSON.stringify(failure, null, 2) + '\n')
   await rename(temp, file)
