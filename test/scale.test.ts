@@ -63,9 +63,9 @@ describe('workers and merge give the one-process run', () => {
     await compare({ ...COCO_INPUTS, outputFormat: 'unime-v2', k: 4 }, 4)
   })
 
-  it('splits the pool: 2 query shares x 2 pool parts over SNLI (2,921 pool rows), with keep-filtered and a sweep', async () => {
+  it('splits the pool: 2 query shares x 2 pool parts over SNLI (2,849 distinct positives), with keep-filtered and a sweep', async () => {
     const mined = await compare({ ...SNLI_FULL, keepFiltered: 3, sweepThresholds: [0, 0.1, 0.3] }, 4, 2)
-    expect(mined.map((m) => m.map((g) => g.pool))).toEqual([[[0, 1460]], [[1460, 2921]], [[0, 1460]], [[1460, 2921]]])
+    expect(mined.map((m) => m.map((g) => g.pool))).toEqual([[[0, 1424]], [[1424, 2849]], [[0, 1424]], [[1424, 2849]]])
   })
 
   it('splits the pool with random sampling, a rank window, min-score and every filter (1 share x 2 parts)', async () => {
