@@ -11,7 +11,8 @@ import { readEmbeddingHeader, type EmbeddingFileOptions, type EmbeddingHeader } 
 import { checkRules, type FalseNegativeRules } from './filters.js'
 import { OUTPUT_FORMATS, writeRowsAs, type OutputFormat } from '../output/formats.js'
 import { DEFAULT_IMAGE_DUP_DISTANCE, IMAGE_CACHE_FILE } from '../images/images.js'
-import { hashPairImages, listOf, readPairFiles, type PairFile, type PairImages } from './_inputs.js'
+import { hashPairImages, type PairImages } from '../images/pair-images.js'
+import { listOf, readPairFiles, type PairFile } from '../pairs/files.js'
 import { describeInput, writeManifest, type Manifest } from '../output/manifest.js'
 import { mineGroup, type HnswParams, type SearchMethod } from './negatives.js'
 import { abandonOutput, commitOutput, openOutput } from '../output/output.js'
@@ -23,7 +24,7 @@ import type { CarriedColumn } from '../output/shards.js'
 import { MiningStats, type MineSummary } from './stats.js'
 import type { EmbeddingMatrix, MinedRow, PairRecord } from '../types.js'
 
-export { subsetName } from './_inputs.js'
+export { subsetName } from '../pairs/files.js'
 
 /** Options of {@link mineNegatives}; every field has the CLI flag of the same name. */
 export interface MineOptions {
