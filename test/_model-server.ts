@@ -59,13 +59,16 @@ export function imageProxyText(imageBytes: Buffer, text: string): string {
   return `image ${createHash('sha256').update(imageBytes).digest('hex').slice(0, 16)}: ${text}`
 }
 
-/** A fault, taken by the next matching request. */
-export type Fault =
-  | { status: number; retryAfter?: string; body?: string } // answer this status instead
-  | { drop: true } // close the connection without answering
-  | { delayMs: number } // wait, then answer normally
-  | { floats: true } // float arrays even where base64 was asked for
-  | { mangle: 'count' | 'dim' | 'nan' | 'shuffle' | 'bad-index' | 'not-json' } // a malformed embedding body
+/** A fault, taken by the next matching request; its fields combine (e.g. floats with a NaN). */
+export interface Fault {
+  status?: number // answer this status instead (with `body`, and `retryAfter` as Retry-After)
+  retryAfter?: string // Retry-After header of a `status` answer
+  body?: string // body of a `status` answer (default: a JSON error)
+  drop?: true // close the connection without answering
+  delayMs?: number // wait, then answer
+  floats?: true // float arrays even where base64 was asked for
+  mangle?: 'count' | 'dim' | 'nan' | 'shuffle' | 'bad-index' | 'not-json' // a malformed embedding body
+}
 
 /** A request as the server saw it. */
 export interface SeenRequest {
@@ -102,6 +105,7 @@ export interface ModelServer {
   requests: SeenRequest[] // every request, in arrival order
   options: ModelServerOptions // live: tests change delayMs or batchLimit
   inject(fault: Fault, times?: number, path?: string): void // the next `times` requests (to `path`) take `fault`
+  clearFaults(): void // drops faults not yet taken
   route(method: string, path: string, handler: Handler): void
   embedded(): number // inputs answered with vectors so far
   onAnswer?: (count: number) => void // after each successful embedding answer, with the count so far
@@ -131,6 +135,9 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
     inject(fault, times = 1, path) {
       faults.push({ fault, left: times, path })
     },
+    clearFaults() {
+      faults.length = 0
+    },
     route(method, path, handler) {
       routes.set(`${method} ${path}`, handler)
     },
@@ -143,13 +150,14 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
 
   const vectorsOf = async (texts: string[], fault: Fault | undefined): Promise<Float32Array[]> => {
     if (options.delayMs) await sleep(options.delayMs)
-    const vectors = await options.embed(texts)
+    // Copies: a mangled answer must not touch the embedder's cache.
+    const vectors = (await options.embed(texts)).map((v) => v.slice())
     embeddedCount += texts.length
     answers++
     queueMicrotask(() => server.onAnswer?.(answers))
-    if (fault !== undefined && 'mangle' in fault) {
+    if (fault?.mangle !== undefined) {
       if (fault.mangle === 'count') vectors.pop()
-      if (fault.mangle === 'dim' && vectors.length > 0) vectors[vectors.length - 1] = (vectors[vectors.length - 1] as Float32Array).subarray(0, 384)
+      if (fault.mangle === 'dim' && vectors.length > 0) vectors[vectors.length - 1] = (vectors[vectors.length - 1] as Float32Array).slice(0, 384)
       if (fault.mangle === 'nan' && vectors.length > 0) (vectors[0] as Float32Array)[3] = Number.NaN
     }
     return vectors
@@ -172,11 +180,11 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
       return { status: 413, json: { error: { message: `batch of ${texts.length} inputs exceeds the limit of ${options.batchLimit}`, type: 'PayloadTooLarge', code: 413 } } }
     }
     const vectors = await vectorsOf(texts, fault)
-    const base64 = b.encoding_format === 'base64' && !(fault !== undefined && 'floats' in fault)
+    const base64 = b.encoding_format === 'base64' && fault?.floats !== true
     let data = vectors.map((v, index) => ({ object: 'embedding', index, embedding: encode(v, base64) }))
-    if (fault !== undefined && 'mangle' in fault && fault.mangle === 'shuffle') data = [...data].reverse()
-    if (fault !== undefined && 'mangle' in fault && fault.mangle === 'bad-index' && data.length > 1) data[1] = { ...(data[1] as (typeof data)[number]), index: 0 }
-    if (fault !== undefined && 'mangle' in fault && fault.mangle === 'not-json') return { text: '<html>502 Bad Gateway</html>' }
+    if (fault?.mangle === 'shuffle') data = [...data].reverse()
+    if (fault?.mangle === 'bad-index' && data.length > 1) data[1] = { ...(data[1] as (typeof data)[number]), index: 0 }
+    if (fault?.mangle === 'not-json') return { text: '<html>502 Bad Gateway</html>' }
     return { json: { object: 'list', data, model, usage: { prompt_tokens: texts.length, total_tokens: texts.length } } }
   })
 
@@ -197,7 +205,7 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
       return { status: 422, json: { error: `batch size ${texts.length} > maximum allowed batch size ${options.batchLimit}`, error_type: 'validation' } }
     }
     const vectors = await vectorsOf(texts, fault)
-    if (fault !== undefined && 'mangle' in fault && fault.mangle === 'not-json') return { text: 'upstream error' }
+    if (fault?.mangle === 'not-json') return { text: 'upstream error' }
     return { json: vectors.map((v) => encode(v, false)) }
   })
 
@@ -217,13 +225,13 @@ export async function startModelServer(options: ModelServerOptions): Promise<Mod
     const handler = routes.get(`${seen.method} ${path}`)
     const fault = handler ? takeFault(path) : undefined
     let reply: Reply
-    if (fault !== undefined && 'drop' in fault) {
+    if (fault?.drop === true) {
       req.socket.destroy()
       return
     }
-    if (fault !== undefined && 'delayMs' in fault) await sleep(fault.delayMs)
+    if (fault?.delayMs !== undefined) await sleep(fault.delayMs)
     if (handler === undefined) reply = { status: 404, json: { error: `no route ${seen.method} ${path}` } }
-    else if (fault !== undefined && 'status' in fault) {
+    else if (fault?.status !== undefined) {
       reply = { status: fault.status, text: fault.body ?? JSON.stringify({ error: `injected ${fault.status}` }), headers: fault.retryAfter !== undefined ? { 'retry-after': fault.retryAfter } : {} }
     } else if (body === undefined && seen.method === 'POST') reply = { status: 400, json: { error: 'body is not JSON' } }
     else reply = await handler({ body, raw, fault })
