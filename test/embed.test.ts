@@ -37,6 +37,94 @@ function embeddingRequests(since = 0): { path: string; body: { input?: string[];
 }
 
 describe('hardneg embed on a real model', () => {
+  it('--help lists the contract\'s flags', async () => {
+    const io = captureIO()
+    expect(await runHardneg(['embed', '--help'], io)).toBe(0)
+    expect(io.out.join('')).toMatchInlineSnapshot(`
+      "Usage: hardneg embed [options]
+
+      Compute the embeddings mine takes with an embedding server you run
+      (OpenAI-compatible: vLLM, TEI, Infinity, Ollama, NIM; or TEI's own API):
+      queries.npy and positives.npy (row i = pair row i, as mine numbers them),
+      corpus.npy with --corpus, and embed-manifest.json, written last. Each distinct
+      text is sent once. A killed run, re-run with the same command, resumes.
+
+      Options:
+        --pairs <files...>          pairs file(s): CSV/TSV with header, JSONL or
+                                    Parquet; several are numbered across files as mine
+                                    numbers them
+        --pairs-format <fmt>        pairs format (default: from the extension)
+                                    (choices: "csv", "tsv", "jsonl", "parquet")
+        --preset <name>             column layout, as mine: simcse =
+                                    sent0,sent1(,hard_neg); mmeb =
+                                    qry,qry_image_path,pos_text,pos_image_path
+                                    (choices: "simcse", "mmeb")
+        --query-col <col>           query column (default: preset's, else 'query')
+        --positive-col <col>        positive column (default: preset's, else
+                                    'positive')
+        --query-image-col <col>     query image path column (default: preset's)
+        --positive-image-col <col>  positive image path column (default: preset's)
+        --image-root <dir>          directory image paths are relative to (default:
+                                    the first pairs file's directory)
+        --on-bad-image <policy>     missing or undecodable image: error | skip (row
+                                    left out, zeros, listed in the manifest; mine
+                                    --on-bad-image skip drops the same rows) (default:
+                                    "error")
+        --corpus <file>             external candidate pool with columns id,text: also
+                                    writes corpus.npy (positive prefix)
+        --server <url>              base URL: openai = the OpenAI base including /v1
+                                    (http://gpu1:8000/v1); tei = the server root
+                                    (http://gpu1:8080)
+        --api <shape>               openai: POST {server}/embeddings (images: vLLM
+                                    chat-style messages); tei: POST {server}/embed,
+                                    GET {server}/info (choices: "openai", "tei")
+        --model <name>              model named in OpenAI requests (default: the only
+                                    one GET {server}/models lists)
+        --dtype <type>              element type of the .npy files: float16 | float32
+                                    (default: "float16")
+        --batch-size <n>            inputs per request (default: TEI's /info
+                                    max_client_batch_size, else 32); halved on 413 or
+                                    422 'batch too large'
+        --concurrency <n>           requests in flight (default: 4)
+        --query-prefix <text>       prepended to every query, e.g. 'query: ' (default:
+                                    "")
+        --positive-prefix <text>    prepended to every positive and corpus text, e.g.
+                                    'passage: ' (default: "")
+        --api-key-env <var>         environment variable holding the API key (sent as
+                                    a bearer token)
+        --timeout <seconds>         one request attempt (default: 300)
+        --max-attempts <n>          attempts per request (429, 503, other 5xx, dropped
+                                    connections are retried with backoff) (default: 8)
+        --overwrite                 discard an unfinished run and replace a finished
+                                    one in --out (default: false)
+        --out <dir>                 output directory
+        --json                      print the summary as JSON on stdout (default:
+                                    false)
+        --quiet                     no progress output (default: false)
+        -h, --help                  display help for command
+
+      Examples:
+        $ hardneg embed --pairs nli_for_simcse.csv --preset simcse --server http://gpu1:8080 --api tei --out emb/
+        $ hardneg embed --pairs train.jsonl --server http://gpu1:8000/v1 --api openai --model intfloat/e5-large-v2 \\
+            --query-prefix 'query: ' --positive-prefix 'passage: ' --out emb/
+        $ hardneg embed --preset mmeb --pairs MMEB-train/*/train-*.parquet --image-root MMEB-train/images \\
+            --server http://gpu1:8000/v1 --api openai --model TIGER-Lab/VLM2Vec-Full --out emb/
+        then: hardneg mine --pairs ... --query-embeddings emb/queries.npy --positive-embeddings emb/positives.npy
+
+      Until the run completes nothing in --out looks complete: work goes to --out/.hardneg-embed/
+      and embed-manifest.json is written last. Re-running the same command resumes; a changed
+      server, model, prefix, dtype or input refuses to resume (--overwrite starts over).
+      Exit codes: 0 done, 2 bad input, options or server responses, 1 internal error.
+      "
+    `)
+  })
+
+  it('--server, --api and --out are required', async () => {
+    const io = captureIO()
+    expect(await runHardneg(['embed', '--pairs', 'p.csv', '--api', 'openai', '--out', 'x'], io)).toBe(2)
+    expect(io.err.join('')).toContain("error: required option '--server <url>' not specified")
+  })
+
   it('writes the model\'s own vectors (float16), row i = pair row i, each distinct text sent once', async () => {
     const { dir, pairs } = await pairsFile()
     const out = path.join(dir, 'emb')
