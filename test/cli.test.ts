@@ -242,8 +242,11 @@ describe('mine-negatives CLI', () => {
                                           manifest.json (default: "negatives")
         --format <fmt>                    output: parquet (hardneg shards) | mmeb
                                           (MMEB-train columns, neg_text/neg_image_path
-                                          lists) | unime-v2 (JSON Lines) (default:
-                                          "parquet")
+                                          lists) | unime-v2 (JSON Lines) |
+                                          sentence-transformers (Parquet anchor,
+                                          positive, negative_1..negative_k) |
+                                          flagembedding (JSON Lines query, pos, neg,
+                                          pos_scores, neg_scores) (default: "parquet")
         --overwrite                       replace an earlier run in --out (default:
                                           false)
         --k <n>                           hard negatives per row (default: 8)
@@ -258,10 +261,21 @@ describe('mine-negatives CLI', () => {
                                           positive exceeds t (near-duplicates)
         --query-sim <t>                   drop candidates whose owning query is more
                                           similar than t to the query
+        --margin-anchor <which>           measure the margin from the row's own
+                                          positive (own, UniME) or from the
+                                          lowest-scoring labeled positive of its query
+                                          (lowest, as sentence-transformers/NeMo)
+                                          (default: "own")
+        --min-score <s>                   never pick candidates scoring below s (too
+                                          easy; sentence-transformers min_score)
+        --sweep-thresholds <betas>        also count false negatives and FalseNeg% at
+                                          each margin, in the same pass, e.g.
+                                          0,0.05,0.1,0.2,0.3
         --sampling <mode>                 top: the k best; random: k drawn from the
                                           --range window (default: "top")
-        --range <min:max>                 random sampling: 0-based rank window [min,
-                                          max)
+        --range <min:max>                 0-based rank window [min, max): top skips
+                                          the best min and takes k from there; random
+                                          draws k from it
         --seed <s>                        random sampling seed (default: 0)
         --pad <policy>                    fewer than k left: repeat | none | drop
                                           (default: "repeat")

@@ -50,3 +50,19 @@ export function rangeArg(flag: string): (value: string) => [number, number] {
 export function listArg(value: string, previous: string[] = []): string[] {
   return [...previous, ...value.split(',').map((s) => s.trim()).filter((s) => s !== '')]
 }
+
+/** A parser for comma-separated numbers, each within [min, max]. */
+export function numberListArg(flag: string, min: number, max: number): (value: string) => number[] {
+  const one = numberArg(flag, min, max)
+  return (value) => {
+    const parts = value.split(',').map((s) => s.trim())
+    if (parts.some((p) => p === '')) throw new HardnegError('E_BAD_OPTION', `${flag}: '${value}', expected comma-separated numbers from ${min} to ${max}`)
+    return parts.map((p) => {
+      try {
+        return one(p)
+      } catch {
+        throw new HardnegError('E_BAD_OPTION', `${flag}: '${p}' in '${value}', expected comma-separated numbers from ${min} to ${max}`)
+      }
+    })
+  }
+}

@@ -7,7 +7,7 @@ import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Command, Option } from 'commander'
 import { HardnegError, mineNegatives, type MineOptions, type MineResult } from '../index.js'
-import { choiceArg, intArg, listArg, numberArg, rangeArg } from './_args.js'
+import { choiceArg, intArg, listArg, numberArg, numberListArg, rangeArg } from './_args.js'
 import { createProgress } from './progress.js'
 import { reportAfterMining } from './report.js'
 import type { CliIO } from './main.js'
@@ -60,7 +60,13 @@ export function mineCommand(io: CliIO, name = 'mine'): Command {
     .option('--embedding-id-col <col>', "Arrow/Parquet embeddings: id column matched to the pair ids (default 'id'; without it, row i = pair i)")
     .option('--embedding-col <col>', "Arrow/Parquet embeddings: vector column (default 'embedding', else 'vector')")
     .option('--out <dir>', 'output directory for shards and manifest.json', 'negatives')
-    .option('--format <fmt>', 'output: parquet (hardneg shards) | mmeb (MMEB-train columns, neg_text/neg_image_path lists) | unime-v2 (JSON Lines)', choiceArg('--format', ['parquet', 'mmeb', 'unime-v2'] as const), 'parquet')
+    .option(
+      '--format <fmt>',
+      'output: parquet (hardneg shards) | mmeb (MMEB-train columns, neg_text/neg_image_path lists) | unime-v2 (JSON Lines) | ' +
+        'sentence-transformers (Parquet anchor, positive, negative_1..negative_k) | flagembedding (JSON Lines query, pos, neg, pos_scores, neg_scores)',
+      choiceArg('--format', ['parquet', 'mmeb', 'unime-v2', 'sentence-transformers', 'flagembedding'] as const),
+      'parquet',
+    )
     .option('--overwrite', 'replace an earlier run in --out', false)
     .option('--k <n>', 'hard negatives per row', intArg('--k', 1), 8)
     .option('--threshold <beta>', 'false-negative margin: drop candidates scoring above pos_score + beta', numberArg('--threshold', -2, 2), 0.1)
@@ -68,8 +74,16 @@ export function mineCommand(io: CliIO, name = 'mine'): Command {
     .option('--relative-margin <m>', 'drop candidates scoring above pos_score * (1 - m) (NV-Retriever TopK-PercPos)', numberArg('--relative-margin', 0, 1))
     .option('--pos-sim <t>', 'drop candidates whose similarity to the positive exceeds t (near-duplicates)', numberArg('--pos-sim', -1, 1))
     .option('--query-sim <t>', 'drop candidates whose owning query is more similar than t to the query', numberArg('--query-sim', -1, 1))
+    .option(
+      '--margin-anchor <which>',
+      "measure the margin from the row's own positive (own, UniME) or from the lowest-scoring labeled positive of its query (lowest, as sentence-transformers/NeMo)",
+      choiceArg('--margin-anchor', ['own', 'lowest'] as const),
+      'own',
+    )
+    .option('--min-score <s>', 'never pick candidates scoring below s (too easy; sentence-transformers min_score)', numberArg('--min-score', -1, 1))
+    .option('--sweep-thresholds <betas>', 'also count false negatives and FalseNeg% at each margin, in the same pass, e.g. 0,0.05,0.1,0.2,0.3', numberListArg('--sweep-thresholds', -2, 2))
     .option('--sampling <mode>', 'top: the k best; random: k drawn from the --range window', choiceArg('--sampling', ['top', 'random'] as const), 'top')
-    .option('--range <min:max>', 'random sampling: 0-based rank window [min, max)', rangeArg('--range'))
+    .option('--range <min:max>', '0-based rank window [min, max): top skips the best min and takes k from there; random draws k from it', rangeArg('--range'))
     .option('--seed <s>', 'random sampling seed', intArg('--seed', 0), 0)
     .option('--pad <policy>', 'fewer than k left: repeat | none | drop', choiceArg('--pad', ['repeat', 'none', 'drop'] as const), 'repeat')
     .option('--keep-filtered <n>', 'store up to n removed candidates per row with score and rule (filtered_* columns, for hardneg report)', intArg('--keep-filtered', 0), 0)
@@ -146,6 +160,7 @@ async function runMine(flags: Record<string, unknown>, io: CliIO): Promise<MineR
     seed: flags.seed as number,
     pad: flags.pad as 'repeat' | 'none' | 'drop',
     keepFiltered: flags.keepFiltered as number,
+    marginAnchor: flags.marginAnchor as 'own' | 'lowest',
     search: flags.search as 'exact' | 'hnsw' | 'auto',
     ef: flags.ef as number,
     m: flags.m as number,
@@ -159,7 +174,7 @@ async function runMine(flags: Record<string, unknown>, io: CliIO): Promise<MineR
     ...copy(flags, ['queryImageCol', 'positiveImageCol', 'imageRoot']),
     ...copy(flags, ['idCol', 'queryCol', 'positiveCol', 'groupCol', 'carry', 'corpus', 'corpusEmbeddings']),
     ...copy(flags, ['embeddingKey', 'embeddingIdCol', 'embeddingCol']),
-    ...copy(flags, ['maxScore', 'relativeMargin', 'posSim', 'querySim', 'range', 'threads', 'queryBlockRows', 'poolBlockRows']),
+    ...copy(flags, ['maxScore', 'relativeMargin', 'posSim', 'querySim', 'minScore', 'sweepThresholds', 'range', 'threads', 'queryBlockRows', 'poolBlockRows']),
     ...(flags.quiet === true ? {} : { onProgress: progress.onProgress }),
   }
   let result: MineResult
@@ -213,6 +228,15 @@ export function formatSummary({ out, manifest, summary }: MineResult): string {
     `  padded rows: ${summary.padded}   short rows: ${summary.short}   dropped rows: ${summary.dropped}` +
       (summary.badImageRows > 0 ? `   rows with a bad image (skipped): ${summary.badImageRows}` : ''),
   ]
+  if (summary.multiPositiveQueries > 0) {
+    lines.push(
+      `  queries with several labeled positives: ${summary.multiPositiveQueries.toLocaleString('en-US')}; ` +
+        `sibling positives left out of pools: ${summary.siblingPositivesExcluded.toLocaleString('en-US')}`,
+    )
+  }
+  if (summary.sweep) {
+    lines.push(`  threshold sweep (margin rule alone): ` + summary.sweep.map((p) => `beta ${p.threshold}: ${p.falseNegatives.toLocaleString('en-US')} FN, FalseNeg% ${pct(p.falseNegativeQueryShare)}`).join('; '))
+  }
   const groups = Object.entries(summary.groups)
   if (groups.length > 1) {
     for (const [name, g] of groups) {

@@ -8,18 +8,17 @@ import { createDuplicateCheck } from './duplicates.js'
 import { EmbeddingSet } from './_embedding-set.js'
 import { HardnegError } from '../errors.js'
 import { readEmbeddingHeader, type EmbeddingFileOptions, type EmbeddingHeader } from '../embeddings/embeddings.js'
-import { checkRules, type FalseNegativeRules } from './filters.js'
-import { OUTPUT_FORMATS, writeRowsAs, type OutputFormat } from '../output/formats.js'
-import { DEFAULT_IMAGE_DUP_DISTANCE, IMAGE_CACHE_FILE } from '../images/images.js'
+import { TEXT_ONLY_FORMATS, writeRowsAs, type OutputFormat } from '../output/formats.js'
+import { IMAGE_CACHE_FILE } from '../images/images.js'
 import { hashPairImages, type PairImages } from '../images/pair-images.js'
-import { listOf, readPairFiles, type PairFile } from '../pairs/files.js'
+import { readPairFiles, type PairFile } from '../pairs/files.js'
 import { describeInput, writeManifest, type Manifest } from '../output/manifest.js'
-import { mineGroup, type HnswParams, type SearchMethod } from './negatives.js'
+import { mineGroup, type HnswParams, type MarginAnchor, type SearchMethod } from './negatives.js'
+import { effectiveOptions, pick, resolveOptions } from './_options.js'
 import { abandonOutput, commitOutput, openOutput } from '../output/output.js'
 import type { PairsFormat, PresetName } from '../pairs/pairs.js'
-import { buildPool, type CorpusRecord, type PoolOptions } from './pool.js'
+import { buildPool, collectQueryPositives, type CorpusRecord, type PoolOptions } from './pool.js'
 import { readCorpus } from '../pairs/corpus.js'
-import { checkSelectOptions, type SelectOptions } from './select.js'
 import type { CarriedColumn } from '../output/shards.js'
 import { MiningStats, type MineSummary } from './stats.js'
 import type { EmbeddingMatrix, MinedRow, PairRecord } from '../types.js'
@@ -58,8 +57,11 @@ export interface MineOptions {
   relativeMargin?: number // drop candidates scoring above posScore * (1 - M) (default: off)
   posSim?: number // drop candidates whose similarity to the positive exceeds this (default: off)
   querySim?: number // drop candidates whose owning query's similarity to the query exceeds this (default: off)
+  marginAnchor?: MarginAnchor // the positive score margins are measured from: 'own' (the row's own positive, UniME) or 'lowest' (the lowest-scoring labeled positive of the row's query, sentence-transformers/NeMo) (default 'own')
+  minScore?: number // candidates scoring below this are too easy and never picked, like sentence-transformers' min_score (default: off)
+  sweepThresholds?: number[] // also count, in the same pass, the margin rule's false negatives and FalseNeg% at each of these margins (default: none)
   sampling?: 'top' | 'random' // top k, or k drawn from the rank window `range` (default 'top')
-  range?: [number, number] // random sampling: 0-based ranks [min, max) (default [0, 100])
+  range?: [number, number] // 0-based ranks [min, max) to pick from: top takes the best k from rank min on (sentence-transformers' range_min/range_max), random draws k (default: top from rank 0, random [0, 100])
   seed?: number // random sampling seed (default 0)
   pad?: 'repeat' | 'none' | 'drop' // rows with fewer than k negatives (default 'repeat')
   keepFiltered?: number // removed candidates stored per row (filtered_* columns), highest score first, for `hardneg report` (default 0: none, and no such columns)
@@ -114,61 +116,7 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
     timings[name] = (timings[name] ?? 0) + (now - since) / 1000
     return now
   }
-  const rules: FalseNegativeRules = {
-    threshold: options.threshold ?? 0.1,
-    ...(options.maxScore !== undefined ? { maxScore: options.maxScore } : {}),
-    ...(options.relativeMargin !== undefined ? { relativeMargin: options.relativeMargin } : {}),
-    ...(options.posSim !== undefined ? { posSim: options.posSim } : {}),
-    ...(options.querySim !== undefined ? { querySim: options.querySim } : {}),
-  }
-  const select: SelectOptions = {
-    k: options.k ?? 8,
-    sampling: options.sampling ?? 'top',
-    seed: options.seed ?? 0,
-    pad: options.pad ?? 'repeat',
-    ...(options.range ? { range: options.range } : options.sampling === 'random' ? { range: [0, 100] as [number, number] } : {}),
-  }
-  checkSelectOptions(select)
-  checkRules(rules)
-  const method = options.search ?? 'auto'
-  if (!['exact', 'hnsw', 'auto'].includes(method)) {
-    throw new HardnegError('E_BAD_OPTION', `search: '${String(method)}', expected 'exact', 'hnsw' or 'auto'`)
-  }
-  const outputFormat = options.outputFormat ?? 'parquet'
-  if (!OUTPUT_FORMATS.includes(outputFormat)) {
-    throw new HardnegError('E_BAD_OPTION', `outputFormat: '${String(outputFormat)}', expected one of: ${OUTPUT_FORMATS.join(', ')}`)
-  }
-  const onBadImage = options.onBadImage ?? 'error'
-  if (onBadImage !== 'error' && onBadImage !== 'skip') {
-    throw new HardnegError('E_BAD_OPTION', `onBadImage: '${String(onBadImage)}', expected 'error' or 'skip'`)
-  }
-  const imageDupDistance = options.imageDupDistance ?? DEFAULT_IMAGE_DUP_DISTANCE
-  if (!Number.isInteger(imageDupDistance) || imageDupDistance < 0 || imageDupDistance > 256) {
-    throw new HardnegError('E_BAD_OPTION', `imageDupDistance: ${String(imageDupDistance)}, expected an integer from 0 to 256 (bits of the 256-bit image hash)`)
-  }
-  checkPositiveInt('shardRows', options.shardRows)
-  checkPositiveInt('m', options.m)
-  if (options.m === 1) throw new HardnegError('E_BAD_OPTION', 'm: 1, expected an integer >= 2 (hnsw graph degree)')
-  checkPositiveInt('ef', options.ef)
-  checkPositiveInt('efConstruction', options.efConstruction)
-  checkPositiveInt('threads', options.threads)
-  checkPositiveInt('queryBlockRows', options.queryBlockRows)
-  checkPositiveInt('poolBlockRows', options.poolBlockRows)
-  const keepFiltered = options.keepFiltered ?? 0
-  if (!Number.isSafeInteger(keepFiltered) || keepFiltered < 0) {
-    throw new HardnegError('E_BAD_OPTION', `keepFiltered: ${String(options.keepFiltered)}, expected an integer >= 0`)
-  }
-  if ((options.corpus === undefined) !== (options.corpusEmbeddings === undefined)) {
-    throw new HardnegError('E_BAD_OPTION', 'corpus and corpusEmbeddings go together, expected both or neither')
-  }
-  const pairFiles = listOf('pairs', options.pairs)
-  const queryFiles = listOf('queryEmbeddings', options.queryEmbeddings)
-  const positiveFiles = listOf('positiveEmbeddings', options.positiveEmbeddings)
-  for (const [name, files] of [['queryEmbeddings', queryFiles], ['positiveEmbeddings', positiveFiles]] as const) {
-    if (files.length !== 1 && files.length !== pairFiles.length) {
-      throw new HardnegError('E_BAD_OPTION', `${name}: ${files.length} files for ${pairFiles.length} pairs files, expected one per pairs file (same order) or one for all`)
-    }
-  }
+  const { rules, select, method, outputFormat, onBadImage, imageDupDistance, keepFiltered, marginAnchor, sweep, pairFiles, queryFiles, positiveFiles } = resolveOptions(options)
 
   // Inputs: headers first, so a shape error costs nothing.
   let t = performance.now()
@@ -208,6 +156,11 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
     await corpusSet.check(queryFiles[0] as string)
   }
   const withImages = pairs.some((p) => p.queryImage !== '' || p.positiveImage !== '')
+  if (withImages && TEXT_ONLY_FORMATS.includes(outputFormat)) {
+    const first = pairs.find((p) => p.queryImage !== '' || p.positiveImage !== '') as PairRecord
+    throw new HardnegError('E_BAD_OPTION',
+      `outputFormat '${outputFormat}' holds texts only, but pair ${first.id} has an image ('${first.queryImage || first.positiveImage}'); expected a text-only run, or --format mmeb or unime-v2`)
+  }
   const imageRoot = path.resolve(options.imageRoot ?? path.dirname(pairFiles[0] as string))
   if (outputFormat === 'mmeb' && options.carry !== undefined && options.carry.length > 0) {
     throw new HardnegError('E_BAD_OPTION', "carry: not available with outputFormat 'mmeb', expected MMEB-train's columns only")
@@ -231,7 +184,7 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
     }
     t = lap('hash', t)
 
-    const stats = new MiningStats()
+    const stats = new MiningStats(sweep)
     let images: PairImages | undefined
     let kept = pairs
     if (withImages) {
@@ -264,6 +217,8 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
       for (const [group, members] of groups) {
         let tg = performance.now()
         const pool = buildPool(group, members, corpus, poolOptions)
+        const queryPositives = collectQueryPositives(pool, members)
+        stats.recordMultiPositive(group, queryPositives.multiPositiveQueries)
         const rows = Int32Array.from(members, (p) => p.row)
         const queries = await querySet.load(rows)
         const positives = await positiveSet.load(rows)
@@ -283,6 +238,9 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
           poolVectors,
           ...(owners ? { owners } : {}),
           rules,
+          queryPositives,
+          marginAnchor,
+          ...(sweep.length > 0 ? { sweepThresholds: sweep } : {}),
           ...(duplicates ? { duplicates, images: true } : {}),
           select,
           keepFiltered,
@@ -294,7 +252,7 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
             searched += n
             options.onProgress?.({ phase: 'search', done: searched, total: kept.length, group })
           },
-          onOutcome: (row, outcome, pair, removed) => stats.record(pair.group, row, outcome, removed),
+          onOutcome: (row, outcome, pair, removed, query) => stats.record(pair.group, row, outcome, removed, query),
         })
         for await (const row of mined) yield row
         lap('search', tg)
@@ -307,6 +265,7 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
       carriedColumns,
       images: withImages,
       keepFiltered: keepFiltered > 0,
+      k: select.k,
     })
     t = performance.now()
     await commitOutput(options.out, staging, shards.map((s) => s.file))
@@ -317,7 +276,7 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
       tool: { name: 'hardneg', version: await toolVersion() },
       createdAt: new Date().toISOString(),
       inputs,
-      options: effectiveOptions(options, rules, select, method, hnsw, outputFormat, withImages ? { onBadImage, imageDupDistance, imageRoot } : undefined),
+      options: effectiveOptions(options, rules, select, marginAnchor, method, hnsw, outputFormat, withImages ? { onBadImage, imageDupDistance, imageRoot } : undefined),
       search: {
         method: methods.has('hnsw') ? 'hnsw' : 'exact',
         falseNegativeCounts: methods.has('hnsw') ? 'fetched-candidates' : 'whole-pool',
@@ -342,16 +301,7 @@ function missingImage(imagePath: string): never {
   throw new Error(`image '${imagePath}' was not hashed`)
 }
 
-function checkPositiveInt(name: string, value: number | undefined): void {
-  if (value === undefined) return
-  if (!Number.isInteger(value) || value < 1) throw new HardnegError('E_BAD_OPTION', `${name}: ${String(value)}, expected an integer >= 1`)
-}
 
-function pick<T extends object, K extends keyof T>(o: T, keys: readonly K[]): Partial<Pick<T, K>> {
-  const out: Partial<Pick<T, K>> = {}
-  for (const k of keys) if (o[k] !== undefined) out[k] = o[k]
-  return out
-}
 
 /** Groups in order of first appearance; members in input order. */
 function groupPairs(pairs: readonly PairRecord[]): Map<string, PairRecord[]> {
@@ -413,27 +363,6 @@ async function loadOwners(entries: readonly { owner: number }[], loadQueries: Lo
   return { rows: entries.length, dim, data }
 }
 
-function effectiveOptions(
-  options: MineOptions,
-  rules: FalseNegativeRules,
-  select: SelectOptions,
-  method: string,
-  hnsw: HnswParams,
-  outputFormat: OutputFormat,
-  imageOptions: { onBadImage: string; imageDupDistance: number; imageRoot: string } | undefined, // runs with images only
-): Record<string, unknown> {
-  const { onProgress: _progress, ...rest } = options
-  return {
-    ...rest,
-    ...rules,
-    ...select,
-    keepFiltered: options.keepFiltered ?? 0,
-    search: method,
-    ...(method !== 'exact' ? hnsw : {}),
-    outputFormat,
-    ...imageOptions,
-  }
-}
 
 let version: string | undefined
 /** The package version from package.json (found from src/mine/ and from dist/src/mine/ alike). */

@@ -4,11 +4,11 @@
  */
 import type { DuplicateCheck, DuplicateRule } from './duplicates.js'
 import { ceilingRule, scoreCeiling, type FalseNegativeRules } from './filters.js'
-import { EXCLUDE_WIDTH, writeExclusions, type CandidatePool, type PoolEntry } from './pool.js'
+import { collectQueryPositives, EXCLUDE_WIDTH, exclusionsOf, type CandidatePool, type PoolEntry, type QueryPositives } from './pool.js'
 import { createExactSearcher } from './search/exact.js'
 import { createHnswSearcher, dotRows } from './search/hnsw.js'
 import type { QueryBatch, SearchResult } from './search/topk.js'
-import { candidatesNeeded, selectNegatives, type SelectOptions, type SelectOutcome } from './select.js'
+import { candidatesNeeded, eligibleCount, selectNegatives, type SelectOptions, type SelectOutcome } from './select.js'
 import type { EmbeddingMatrix, FalseNegativeCounts, FilteredCandidate, MinedRow, PairRecord } from '../types.js'
 
 /** How candidates are scored: exact blocked matrix multiply, or an HNSW graph. */
@@ -21,6 +21,20 @@ export interface HnswParams {
   efConstruction: number // build list size (default 200)
 }
 
+/**
+ * Which positive score a query's margin (and relative margin) is measured from: its own
+ * positive's (UniME), or the lowest among all labeled positives of the query
+ * (sentence-transformers, NeMo, NV-Retriever).
+ */
+export type MarginAnchor = 'own' | 'lowest'
+
+/** What one query's mining left besides its row: counts the run's statistics gather. */
+export interface QueryOutcome {
+  removed: FalseNegativeCounts // false negatives by rule
+  siblingPositives: number // labeled positives of sibling rows (same query) left out of this row's pool, besides its own
+  sweep?: readonly number[] // with `sweepThresholds`: margin-rule false negatives at each threshold, aligned with it
+}
+
 /** Options of {@link mineGroup}. */
 export interface MineGroupOptions {
   pairs: readonly PairRecord[] // the group's pairs, in input order
@@ -30,6 +44,9 @@ export interface MineGroupOptions {
   poolVectors: EmbeddingMatrix // L2-normalised candidate vectors, row j belongs to pool.entries[j]
   owners?: EmbeddingMatrix // per pool entry, its owning query's vector (NaN row for corpus); needed by rules.querySim
   rules: FalseNegativeRules // false-negative rules
+  queryPositives?: QueryPositives // the labeled positives of each query (default: collected from `pairs` and `pool`)
+  marginAnchor?: MarginAnchor // which positive score the margin is measured from (default 'own')
+  sweepThresholds?: readonly number[] // also count, in the same pass, the margin rule's false negatives at each of these thresholds (default: none)
   duplicates?: DuplicateCheck // image and text duplicate rules of a run with images (default: none)
   images?: boolean // rows carry queryImage, positiveImage and negImages (default false)
   select: SelectOptions // k, sampling and pad policy
@@ -41,7 +58,7 @@ export interface MineGroupOptions {
   poolBlockRows?: number // pool rows scored per call in exact search (default 16384); results do not depend on it
   onRows?: (rows: number) => void // called after each block with the number of queries done in it
   onIndex?: (done: number, total: number) => void // hnsw: pool vectors inserted into the graph so far
-  onOutcome?: (row: MinedRow | null, outcome: SelectOutcome, pair: PairRecord, removed: FalseNegativeCounts) => void // every query's outcome (row null when dropped) and its false negatives by rule
+  onOutcome?: (row: MinedRow | null, outcome: SelectOutcome, pair: PairRecord, removed: FalseNegativeCounts, query: QueryOutcome) => void // every query's outcome (row null when dropped), its false negatives by rule, and the rest of what mining it counted
 }
 
 /** Candidates fetched beyond those needed when duplicate rules may remove some: 2 x needed + this. */
@@ -64,6 +81,9 @@ export async function* mineGroup(options: MineGroupOptions): AsyncGenerator<Mine
   const keep = Math.max(1, Math.min(duplicates ? 2 * needed + DUPLICATE_SLACK : needed, poolSize))
   const splitMargin = rules.maxScore !== undefined || rules.relativeMargin !== undefined || rules.posSim !== undefined || rules.querySim !== undefined
   const keepFiltered = options.keepFiltered ?? 0
+  const labeled = options.queryPositives ?? collectQueryPositives(pool, pairs)
+  const lowest = (options.marginAnchor ?? 'own') === 'lowest'
+  const sweep = options.sweepThresholds ?? []
   const common = {
     pool: poolVectors,
     keep,
@@ -71,6 +91,7 @@ export async function* mineGroup(options: MineGroupOptions): AsyncGenerator<Mine
     ...(keepFiltered > 0 ? { keepRemoved: keepFiltered } : {}),
     ...(rules.posSim !== undefined ? { posSimMax: rules.posSim } : {}),
     ...(rules.querySim !== undefined && options.owners ? { querySimMax: rules.querySim, owners: options.owners } : {}),
+    ...(sweep.length > 0 ? { sweeps: sweep.length } : {}),
   }
   const searcher =
     options.search === 'hnsw'
@@ -84,6 +105,9 @@ export async function* mineGroup(options: MineGroupOptions): AsyncGenerator<Mine
     const blockRows = options.queryBlockRows ?? 512
     for (let start = 0; start < pairs.length; start += blockRows) {
       const rows = Math.min(blockRows, pairs.length - start)
+      const excluded = pairs.slice(start, start + rows).map((pair) => exclusionsOf(pool, pair, labeled))
+      // At least the width of a query without siblings, so that blocks without any search exactly as before.
+      const width = Math.max(EXCLUDE_WIDTH, ...excluded.map((x) => x.indices.length))
       const batch: QueryBatch = {
         rows,
         dim,
@@ -91,15 +115,26 @@ export async function* mineGroup(options: MineGroupOptions): AsyncGenerator<Mine
         positives: positives.data.subarray(start * dim, (start + rows) * dim),
         caps: new Float32Array(rows),
         ...(splitMargin ? { marginCaps: new Float32Array(rows) } : {}),
-        exclude: new Int32Array(rows * EXCLUDE_WIDTH),
-        excludeWidth: EXCLUDE_WIDTH,
+        ...(sweep.length > 0 ? { sweepCaps: new Float32Array(rows * sweep.length) } : {}),
+        exclude: new Int32Array(rows * width).fill(-1),
+        excludeWidth: width,
       }
       const posScores = new Float32Array(rows)
       for (let i = 0; i < rows; i++) {
         posScores[i] = dotRows(queries.data, start + i, positives.data, start + i, dim)
-        batch.caps[i] = scoreCeiling(posScores[i] as number, rules)
-        if (batch.marginCaps) batch.marginCaps[i] = scoreCeiling(posScores[i] as number, { threshold: rules.threshold })
-        writeExclusions(pool, pairs[start + i] as PairRecord, batch.exclude, i * EXCLUDE_WIDTH)
+        const own = excluded[i]?.own
+        let anchor = posScores[i] as number
+        if (lowest) {
+          for (const c of labeled.positivesOf(pairs[start + i] as PairRecord)) {
+            if (c !== own) anchor = Math.min(anchor, dotRows(queries.data, start + i, poolVectors.data, c, dim))
+          }
+        }
+        batch.caps[i] = scoreCeiling(anchor, rules)
+        if (batch.marginCaps) batch.marginCaps[i] = scoreCeiling(anchor, { threshold: rules.threshold })
+        sweep.forEach((threshold, j) => {
+          if (batch.sweepCaps) batch.sweepCaps[i * sweep.length + j] = scoreCeiling(anchor, { threshold })
+        })
+        batch.exclude.set(excluded[i]?.indices ?? [], i * width)
       }
       const results = await searcher.search(batch)
       for (let i = 0; i < rows; i++) {
@@ -111,7 +146,8 @@ export async function* mineGroup(options: MineGroupOptions): AsyncGenerator<Mine
           let fetched = keep
           let served = serveDistinct(result, pair, pool, needed, duplicates)
           // Duplicates ate into the list and the search may hold more: fetch deeper for this query alone.
-          while (served.result.index.length < needed && result.index.length >= fetched && fetched < poolSize) {
+          // Not when the floor cut the list short: what lies deeper scores lower still.
+          while (served.result.index.length < needed && result.index.length >= fetched && eligibleCount(result.score, select) === result.index.length && fetched < poolSize) {
             fetched = Math.min(poolSize, fetched * 4)
             result = (await searcher.search(sliceBatch(batch, i), fetched))[0] as SearchResult
             served = serveDistinct(result, pair, pool, needed, duplicates)
@@ -123,10 +159,14 @@ export async function* mineGroup(options: MineGroupOptions): AsyncGenerator<Mine
         }
         counts.margin = result.removedByMargin
         counts.other = result.removed - result.removedByMargin
-        const { picks, outcome } = selectNegatives(result.index.length, pair.row, select)
+        const { picks, outcome } = selectNegatives(eligibleCount(result.score, select), pair.row, select)
         const row = outcome === 'dropped' ? null : toRow(pair, posScores[i] as number, result, picks, pool, counts, options.images ?? false)
         if (row && keepFiltered > 0) row.filtered = filteredOf(result.filtered, duplicatesMet, posScores[i] as number, rules, pool, keepFiltered, options.images ?? false)
-        options.onOutcome?.(row, outcome, pair, counts)
+        options.onOutcome?.(row, outcome, pair, counts, {
+          removed: counts,
+          siblingPositives: excluded[i]?.siblings ?? 0,
+          ...(result.sweepRemoved ? { sweep: Array.from(result.sweepRemoved) } : {}),
+        })
         if (row) yield row
       }
       options.onRows?.(rows)
@@ -181,6 +221,7 @@ function sliceBatch(batch: QueryBatch, i: number): QueryBatch {
     ...(batch.positives ? { positives: batch.positives.subarray(i * dim, (i + 1) * dim) } : {}),
     caps: batch.caps.subarray(i, i + 1),
     ...(batch.marginCaps ? { marginCaps: batch.marginCaps.subarray(i, i + 1) } : {}),
+    ...(batch.sweepCaps ? { sweepCaps: batch.sweepCaps.subarray(i * (batch.sweepCaps.length / batch.rows), (i + 1) * (batch.sweepCaps.length / batch.rows)) } : {}),
     exclude: batch.exclude.subarray(i * e, (i + 1) * e),
     excludeWidth: e,
   }

@@ -80,3 +80,63 @@ export function writeExclusions(pool: CandidatePool, pair: PairRecord, out: Int3
   const q = pool.indexOf.get(pool.identify(pair.query, pair.queryImage)) ?? -1
   out[offset + 1] = q === out[offset] ? -1 : q
 }
+
+/**
+ * The labeled positives of each query of a group. Rows that share a query identity
+ * (the exact query text in a text-only run; normalised text and image content in a run
+ * with images, as candidates are identified) are siblings: every positive of every
+ * sibling is a labeled positive of that query.
+ */
+export interface QueryPositives {
+  positivesOf(pair: PairRecord): readonly number[] // pool indices of the positives of `pair`'s query, in order of first appearance (its own among them)
+  multiPositiveQueries: number // queries with two or more distinct positives in the pool
+}
+
+/**
+ * Groups a pool's pairs by query identity and collects each query's positives.
+ *
+ * @example
+ * const labeled = collectQueryPositives(pool, pairs)
+ * labeled.positivesOf(pairs[0]) // [0, 5]: row 0's positive and the positive of a later row with the same query
+ */
+export function collectQueryPositives(pool: CandidatePool, pairs: readonly PairRecord[]): QueryPositives {
+  const byQuery = new Map<string, number[]>()
+  const none: readonly number[] = []
+  const keyOf = (pair: PairRecord): string | undefined =>
+    pair.query === '' && pair.queryImage === '' ? undefined : pool.identify(pair.query, pair.queryImage)
+  for (const pair of pairs) {
+    const key = keyOf(pair)
+    const positive = pool.indexOf.get(pool.identify(pair.positive, pair.positiveImage))
+    if (key === undefined || positive === undefined) continue
+    const list = byQuery.get(key)
+    if (list === undefined) byQuery.set(key, [positive])
+    else if (!list.includes(positive)) list.push(positive)
+  }
+  let multi = 0
+  for (const list of byQuery.values()) if (list.length > 1) multi++
+  return {
+    positivesOf: (pair) => {
+      const key = keyOf(pair)
+      return (key === undefined ? undefined : byQuery.get(key)) ?? none
+    },
+    multiPositiveQueries: multi,
+  }
+}
+
+/**
+ * The pool indices `pair` leaves out of its ranking and counts: its own positive, its
+ * own query as a candidate, then the other labeled positives of its query (`labeled`,
+ * see {@link collectQueryPositives}), each once. `own` is its own positive's pool index
+ * (-1 = not in the pool); `siblings` is how many of the indices are there only because a
+ * sibling row labeled them.
+ */
+export function exclusionsOf(pool: CandidatePool, pair: PairRecord, labeled?: QueryPositives): { indices: number[]; own: number; siblings: number } {
+  const own = pool.indexOf.get(pool.identify(pair.positive, pair.positiveImage))
+  const query = pool.indexOf.get(pool.identify(pair.query, pair.queryImage))
+  const indices: number[] = []
+  if (own !== undefined) indices.push(own)
+  if (query !== undefined && query !== own) indices.push(query)
+  const base = indices.length
+  for (const c of labeled?.positivesOf(pair) ?? []) if (!indices.includes(c)) indices.push(c)
+  return { indices, own: own ?? -1, siblings: indices.length - base }
+}

@@ -8,8 +8,9 @@ import { mulberry32 } from '../random.js'
 /** How negatives are picked from the ranked candidates. */
 export interface SelectOptions {
   k: number // negatives per row (default 8)
-  sampling: 'top' | 'random' // top: the k best; random: k drawn from the rank window `range` (default 'top')
-  range?: [number, number] // random only: 0-based ranks [min, max) to draw from (default [0, 100])
+  sampling: 'top' | 'random' // top: the k best (of the window `range` when given); random: k drawn from the rank window `range` (default 'top')
+  range?: [number, number] // 0-based ranks [min, max) of the ranked candidates to pick from: top takes ranks min, min+1, ... (sentence-transformers' range_min/range_max); random draws from them (default: top from rank 0; random [0, 100])
+  minScore?: number // candidates scoring below this are too easy and never picked (sentence-transformers' min_score; default: off)
   seed: number // random only: seed; the draw for a row depends only on the seed and the row's position in the input (default 0)
   pad: 'repeat' | 'none' | 'drop' // fewer than k left: repeat existing ones (UniME), keep the row short, or drop it (default 'repeat')
 }
@@ -36,8 +37,9 @@ export function selectNegatives(
     picks = sampleWithoutReplacement(window, Math.min(k, window), rowSeed(options.seed, row)).map((p) => p + min)
     picks.sort((a, b) => a - b)
   } else {
+    const [min, max] = options.range ?? [0, k]
     picks = []
-    for (let i = 0; i < Math.min(k, available); i++) picks.push(i)
+    for (let i = min; i < Math.min(min + k, max, available); i++) picks.push(i)
   }
   if (picks.length === k) return { picks, outcome: 'full' }
   if (pad === 'none') return { picks, outcome: 'short' }
@@ -49,7 +51,20 @@ export function selectNegatives(
 
 /** How many ranked candidates a query needs so that selection never runs short for lack of fetching. */
 export function candidatesNeeded(options: SelectOptions): number {
-  return options.sampling === 'random' ? (options.range ?? [0, 100])[1] : options.k
+  if (options.sampling === 'random') return (options.range ?? [0, 100])[1]
+  return options.range === undefined ? options.k : Math.min(options.range[1], options.range[0] + options.k)
+}
+
+/**
+ * How many of a query's ranked candidates (`scores`, best first) may be picked: those
+ * scoring at least `minScore` (as float32), all of them when it is off.
+ */
+export function eligibleCount(scores: ArrayLike<number>, options: Pick<SelectOptions, 'minScore'>): number {
+  if (options.minScore === undefined) return scores.length
+  const floor = Math.fround(options.minScore)
+  let n = 0
+  while (n < scores.length && (scores[n] as number) >= floor) n++
+  return n
 }
 
 /** Checks k, the rank window and the seed; throws E_BAD_OPTION naming the option. */
@@ -63,6 +78,9 @@ export function checkSelectOptions(options: SelectOptions): void {
   if (!['repeat', 'none', 'drop'].includes(options.pad)) {
     throw new HardnegError('E_BAD_OPTION', `pad: '${String(options.pad)}', expected 'repeat', 'none' or 'drop'`)
   }
+  if (options.minScore !== undefined && (typeof options.minScore !== 'number' || !Number.isFinite(options.minScore) || options.minScore < -1 || options.minScore > 1)) {
+    throw new HardnegError('E_BAD_OPTION', `minScore: ${String(options.minScore)}, expected a number from -1 to 1`)
+  }
   if (!Number.isSafeInteger(options.seed) || options.seed < 0) {
     throw new HardnegError('E_BAD_OPTION', `seed: ${String(options.seed)}, expected an integer >= 0`)
   }
@@ -71,7 +89,7 @@ export function checkSelectOptions(options: SelectOptions): void {
     if (!Number.isInteger(min) || !Number.isInteger(max) || min < 0 || max <= min) {
       throw new HardnegError('E_BAD_OPTION', `range: ${String(min)}:${String(max)}, expected MIN:MAX with integers 0 <= MIN < MAX`)
     }
-    if (options.sampling === 'random' && max - min < options.k) {
+    if (max - min < options.k) {
       throw new HardnegError('E_BAD_OPTION', `range: ${min}:${max} holds ${max - min} ranks, expected at least k = ${options.k}`)
     }
   }

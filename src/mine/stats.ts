@@ -16,6 +16,17 @@ export interface GroupCounts {
   short: number // rows kept with fewer than k negatives (--pad none)
   dropped: number // rows dropped for having fewer than k negatives
   badImageRows: number // rows dropped before mining for a missing or undecodable image (--on-bad-image skip)
+  multiPositiveQueries: number // queries (rows sharing a query identity) with two or more distinct labeled positives
+  siblingPositivesExcluded: number // labeled positives of sibling rows left out of a row's pool besides its own, summed over rows
+  sweep?: SweepPoint[] // with --sweep-thresholds: the margin rule's false negatives at each threshold, in the order given
+}
+
+/** One threshold of a sweep: what the margin rule alone would remove at it. */
+export interface SweepPoint {
+  threshold: number // the margin β
+  falseNegatives: number // candidates above pos + β, summed over queries (counted like falseNegatives: the whole pool in exact mode)
+  queriesWithFalseNegatives: number // queries with at least one
+  falseNegativeQueryShare: number // UniME's FalseNeg% at this β: queriesWithFalseNegatives over the queries mined, 0..1
 }
 
 /** Percentiles of a score distribution (null when it is empty). */
@@ -51,6 +62,8 @@ export function emptyGroupCounts(): GroupCounts {
     short: 0,
     dropped: 0,
     badImageRows: 0,
+    multiPositiveQueries: 0,
+    siblingPositivesExcluded: 0,
   }
 }
 
@@ -79,15 +92,31 @@ class ScoreList {
 
 /** Accumulates counts and scores while a run streams its rows. */
 export class MiningStats {
-  private readonly total = emptyGroupCounts()
+  private readonly total: GroupCounts
   private readonly groups = new Map<string, GroupCounts>()
   private readonly pos = new ScoreList()
   private readonly neg = new ScoreList()
 
-  /** Records one query's outcome; `row` is null when the row was dropped. */
-  record(group: string, row: MinedRow | null, outcome: SelectOutcome, byRule: FalseNegativeCounts): void {
+  /** `sweep`: the thresholds of a sweep to count (default: none). */
+  constructor(private readonly sweep: readonly number[] = []) {
+    this.total = this.emptyCounts()
+  }
+
+  /**
+   * Records one query's outcome; `row` is null when the row was dropped. `query` adds
+   * the sibling positives left out and the sweep's counts (one per threshold).
+   */
+  record(group: string, row: MinedRow | null, outcome: SelectOutcome, byRule: FalseNegativeCounts, query?: { siblingPositives: number; sweep?: readonly number[] }): void {
     const falseNegatives = byRule.margin + byRule.other + byRule.imageDuplicate + byRule.textDuplicate
     for (const c of [this.total, this.group(group)]) {
+      c.siblingPositivesExcluded += query?.siblingPositives ?? 0
+      if (c.sweep) {
+        for (const [i, point] of c.sweep.entries()) {
+          const n = query?.sweep?.[i] ?? 0
+          point.falseNegatives += n
+          if (n > 0) point.queriesWithFalseNegatives++
+        }
+      }
       c.rowsIn++
       c.falseNegatives += falseNegatives
       c.falseNegativesByRule.margin += byRule.margin
@@ -105,6 +134,11 @@ export class MiningStats {
     for (let i = 0; i < row.nValid; i++) this.neg.push(row.negScores[i] as number)
   }
 
+  /** Records the queries of a group that have several labeled positives. */
+  recordMultiPositive(group: string, queries: number): void {
+    for (const c of [this.total, this.group(group)]) c.multiPositiveQueries += queries
+  }
+
   /** Records a pair dropped before mining because one of its images is bad; it counts as read. */
   recordBadImage(group: string): void {
     for (const c of [this.total, this.group(group)]) {
@@ -115,13 +149,23 @@ export class MiningStats {
 
   private group(name: string): GroupCounts {
     let g = this.groups.get(name)
-    if (!g) this.groups.set(name, (g = emptyGroupCounts()))
+    if (!g) this.groups.set(name, (g = this.emptyCounts()))
     return g
+  }
+
+  private emptyCounts(): GroupCounts {
+    const c = emptyGroupCounts()
+    if (this.sweep.length > 0) c.sweep = this.sweep.map((threshold) => ({ threshold, falseNegatives: 0, queriesWithFalseNegatives: 0, falseNegativeQueryShare: 0 }))
+    return c
   }
 
   /** The summary so far. */
   summarise(): MineSummary {
     const mined = this.total.rowsIn - this.total.badImageRows
+    for (const c of [this.total, ...this.groups.values()]) {
+      const searched = c.rowsIn - c.badImageRows
+      for (const point of c.sweep ?? []) point.falseNegativeQueryShare = searched === 0 ? 0 : point.queriesWithFalseNegatives / searched
+    }
     return {
       ...this.total,
       // Over the queries mined: rows dropped for a bad image were never searched.

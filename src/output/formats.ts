@@ -1,6 +1,7 @@
 /**
  * Output layouts besides hardneg's own shards: MMEB-train's Parquet columns with the
- * negatives as lists, and UniME-V2's JSON Lines. Both are written as numbered shards
+ * negatives as lists, UniME-V2's JSON Lines, sentence-transformers' n-tuple Parquet and
+ * FlagEmbedding's fine-tuning JSON Lines. All are written as numbered shards
  * (`part-NNNNN.parquet` / `part-NNNNN.jsonl`) through a temporary name, like the
  * default layout.
  */
@@ -11,8 +12,12 @@ import { HardnegError } from '../errors.js'
 import { FILTERED_COLUMNS, FILTERED_IMAGES_COLUMN, writeShards, type ShardColumn, type ShardInfo } from './shards.js'
 import type { MinedRow } from '../types.js'
 
-/** How mined rows are written: hardneg's shards, MMEB-train's columns, or UniME-V2's JSON Lines. */
-export type OutputFormat = 'parquet' | 'mmeb' | 'unime-v2'
+/**
+ * How mined rows are written: hardneg's shards, MMEB-train's columns, UniME-V2's JSON
+ * Lines, sentence-transformers' (anchor, positive, negative_1 .. negative_k) Parquet, or
+ * FlagEmbedding's {query, pos, neg, pos_scores, neg_scores} JSON Lines.
+ */
+export type OutputFormat = 'parquet' | 'mmeb' | 'unime-v2' | 'sentence-transformers' | 'flagembedding'
 
 /** Each negative's image path ('' = none), also for a row mined without images. */
 function negativeImages(row: MinedRow): string[] {
@@ -20,7 +25,44 @@ function negativeImages(row: MinedRow): string[] {
 }
 
 /** The output formats, for option checks and help. */
-export const OUTPUT_FORMATS: readonly OutputFormat[] = ['parquet', 'mmeb', 'unime-v2']
+export const OUTPUT_FORMATS: readonly OutputFormat[] = ['parquet', 'mmeb', 'unime-v2', 'sentence-transformers', 'flagembedding']
+
+/** The layouts that hold texts only: a run with images, or rows of other lengths than k, cannot be written in them. */
+export const TEXT_ONLY_FORMATS: readonly OutputFormat[] = ['sentence-transformers', 'flagembedding']
+
+/**
+ * sentence-transformers' n-tuple layout for `k` negatives: `anchor`, `positive`,
+ * `negative_1` .. `negative_k`, strings, and nothing else, since its trainer takes every
+ * column but a label as an input (MultipleNegativesRankingLoss reads them in order).
+ */
+export function sentenceTransformersColumns(k: number): ShardColumn[] {
+  const columns: ShardColumn[] = [
+    { name: 'anchor', type: 'string', get: (r) => r.query },
+    { name: 'positive', type: 'string', get: (r) => r.positive },
+  ]
+  for (let i = 0; i < k; i++) {
+    columns.push({ name: `negative_${i + 1}`, type: 'string', get: (r) => r.negatives[i] ?? missingNegative(r, i, k) })
+  }
+  return columns
+}
+
+function missingNegative(row: MinedRow, i: number, k: number): never {
+  throw new Error(`row ${row.id} has ${row.negatives.length} negatives, expected ${k} for the sentence-transformers layout (negative_${i + 1})`)
+}
+
+/** One line of FlagEmbedding's fine-tuning data, with scores for distillation. */
+export interface FlagEmbeddingRecord {
+  query: string // the query
+  pos: string[] // the row's positive
+  neg: string[] // its hard negatives, best first
+  pos_scores: number[] // sim(query, positive), aligned with pos
+  neg_scores: number[] // sim(query, negative), aligned with neg
+}
+
+/** A mined row as FlagEmbedding's fine-tuning reads it. */
+export function toFlagEmbedding(row: MinedRow): FlagEmbeddingRecord {
+  return { query: row.query, pos: [row.positive], neg: row.negatives, pos_scores: [row.posScore], neg_scores: row.negScores }
+}
 
 /**
  * MMEB-train's columns (`qry, qry_image_path, pos_text, pos_image_path`) plus the mined
@@ -155,6 +197,7 @@ export async function writeRowsAs(
     carriedColumns: Parameters<typeof writeShards>[1]['carriedColumns'] // carried columns (Parquet layouts)
     images: boolean // a run with images: hardneg's layout gains the image columns, and the filtered columns filtered_images
     keepFiltered: boolean // rows carry `filtered`: the Parquet layouts gain the filtered_* columns
+    k?: number // negatives per row: the sentence-transformers layout has one column each (required for it)
   },
 ): Promise<ShardInfo[]> {
   const { dir, shardRows, carriedColumns, images, keepFiltered } = options
@@ -166,5 +209,10 @@ export async function writeRowsAs(
       return writeShards(rows, { dir, ...(shardRows ? { shardRows } : {}), carriedColumns, baseColumns: MMEB_COLUMNS, extraColumns })
     case 'unime-v2':
       return writeJsonlShards(rows, { dir, ...(shardRows ? { shardRows } : {}), toRecord: toUnimeV2 })
+    case 'sentence-transformers':
+      if (options.k === undefined) throw new HardnegError('E_BAD_OPTION', "the 'sentence-transformers' layout needs k, the negatives per row")
+      return writeShards(rows, { dir, ...(shardRows ? { shardRows } : {}), carriedColumns: [], baseColumns: sentenceTransformersColumns(options.k) })
+    case 'flagembedding':
+      return writeJsonlShards(rows, { dir, ...(shardRows ? { shardRows } : {}), toRecord: toFlagEmbedding })
   }
 }

@@ -49,10 +49,11 @@ export function renderReportHtml(data: ReportData): string {
     thumbs.css === '' ? '' : `<style>${thumbs.css}</style>`,
     '</head><body>',
     `<header><h1>hardneg report</h1><p class="sub">${esc(data.shards)} · ${int(data.rows)} rows · mined ${esc(data.manifest.createdAt ?? '?')} by hardneg ${esc(data.manifest.tool?.version ?? '?')}</p>`,
-    '<nav><a href="#run">Run</a> <a href="#scores">Scores</a> <a href="#groups">Groups</a> <a href="#gallery">Gallery</a></nav></header>',
+    `<nav><a href="#run">Run</a> <a href="#scores">Scores</a>${data.overall.counts?.sweep ? ' <a href="#sweep">Threshold sweep</a>' : ''} <a href="#groups">Groups</a> <a href="#gallery">Gallery</a></nav></header>`,
     '<main>',
     runSection(data),
     scoresSection(data),
+    sweepSection(data),
     groupsSection(data),
     gallerySection(data, thumbs.classOf),
     '</main>',
@@ -73,6 +74,7 @@ function runSection(data: ReportData): string {
     ['FalseNeg% (queries with a filtered candidate)', pct(c?.queriesWithFalseNegatives, c?.rowsIn)],
     ['candidates filtered', int(c?.falseNegatives)],
     ['padded / short / dropped rows', `${int(c?.padded)} / ${int(c?.short)} / ${int(c?.dropped)}`],
+    ['queries with several positives / sibling positives left out', `${int(c?.multiPositiveQueries)} / ${int(c?.siblingPositivesExcluded)}`],
     ['total time', m.timings?.total === undefined ? '–' : `${fmt(m.timings.total, 1)} s`],
   ]
   const inputs = (m.inputs ?? []).map(i => `<tr><td>${esc(i.role)}</td><td class="path">${esc(i.path)}</td><td class="num">${int(i.bytes)}</td><td><code title="${esc(i.sha256)}">${esc(String(i.sha256).slice(0, 12))}</code></td></tr>`)
@@ -183,6 +185,47 @@ function stepPath(h: Histogram, x: (v: number) => number, xlo: number, xhi: numb
   }
   parts.push(`V${base}Z`)
   return parts.join('')
+}
+
+/**
+ * FalseNeg% against the margin β from the run's `--sweep-thresholds` (the manifest's
+ * counts), as a line chart and a table: UniME's β ablation on the user's own data.
+ */
+function sweepSection(data: ReportData): string {
+  const sweep = data.overall.counts?.sweep
+  if (sweep === undefined || sweep.length === 0) return ''
+  const points = [...sweep].sort((a, b) => a.threshold - b.threshold)
+  const W = 560
+  const H = 240
+  const left = 52
+  const right = 16
+  const top = 16
+  const bottom = 36
+  const lo = Math.min(...points.map(p => p.threshold))
+  const hi = Math.max(...points.map(p => p.threshold))
+  const span = hi > lo ? hi - lo : 1
+  const x = (t: number): number => left + ((t - lo) / span) * (W - left - right) * (hi > lo ? 1 : 0.5) + (hi > lo ? 0 : (W - left - right) / 2)
+  const y = (share: number): number => top + (1 - share) * (H - top - bottom)
+  const out: string[] = []
+  for (const tick of [0, 0.25, 0.5, 0.75, 1]) {
+    out.push(`<line x1="${left}" y1="${y(tick).toFixed(1)}" x2="${W - right}" y2="${y(tick).toFixed(1)}" class="axis" stroke-opacity="0.3"/>`)
+    out.push(`<text x="${left - 6}" y="${(y(tick) + 4).toFixed(1)}" class="small" text-anchor="end">${tick * 100}%</text>`)
+  }
+  const path = points.map((p, i) => `${i === 0 ? 'M' : 'L'}${x(p.threshold).toFixed(1)} ${y(p.falseNegativeQueryShare).toFixed(1)}`).join('')
+  out.push(`<path d="${path}" fill="none" stroke="${COLORS.filtered}" stroke-width="2"/>`)
+  for (const p of points) {
+    const own = p.threshold === data.rules.threshold
+    out.push(`<g class="point" data-threshold="${p.threshold}" data-share="${p.falseNegativeQueryShare}"><circle cx="${x(p.threshold).toFixed(1)}" cy="${y(p.falseNegativeQueryShare).toFixed(1)}" r="${own ? 5 : 3.5}" fill="${own ? '#000' : COLORS.filtered}"/>` +
+      `<text x="${x(p.threshold).toFixed(1)}" y="${(y(p.falseNegativeQueryShare) - 8).toFixed(1)}" class="small" text-anchor="middle">${(100 * p.falseNegativeQueryShare).toFixed(1)}%</text></g>`)
+    out.push(`<text x="${x(p.threshold).toFixed(1)}" y="${H - bottom + 16}" class="small" text-anchor="middle">${esc(p.threshold)}</text>`)
+  }
+  out.push(`<text x="${(left + W - right) / 2}" y="${H - 4}" class="small" text-anchor="middle">margin β (a candidate above pos_score + β is a false negative)</text>`)
+  const rows = points.map(p => `<tr${p.threshold === data.rules.threshold ? ' class="total"' : ''}><td class="num">${esc(p.threshold)}</td><td class="num">${int(p.falseNegatives)}</td>` +
+    `<td class="num">${int(p.queriesWithFalseNegatives)}</td><td class="num">${(100 * p.falseNegativeQueryShare).toFixed(1)}%</td></tr>`)
+  return `<section id="sweep"><h2>Threshold sweep</h2>
+<p class="note">What the margin rule alone would filter at each β, counted in the same pass as the run (<code>--sweep-thresholds</code>; ${esc(data.manifest.search?.falseNegativeCounts === 'whole-pool' ? 'over the whole pool' : 'over the candidates fetched')}). The run's own β (${esc(data.rules.threshold)}) is the black point. UniME reports FalseNeg% 81.7 / 53.2 / 22.9 / 18.2 / 13.1 for β −0.1 / 0 / 0.1 / 0.2 / 0.3 on its data.</p>
+<div class="cols"><figure class="chart"><figcaption>FalseNeg% against β</figcaption><svg class="sweep" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="FalseNeg% against the margin β">${out.join('')}</svg></figure>
+<table class="sweep"><tr><th>β</th><th>false negatives</th><th>queries with one</th><th>FalseNeg%</th></tr>${rows.join('')}</table></div></section>`
 }
 
 function groupsSection(data: ReportData): string {

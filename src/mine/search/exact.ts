@@ -20,6 +20,7 @@ export interface ExactSearchOptions {
   posSimMax?: number // remove candidates whose similarity to the query's positive exceeds this (off when undefined)
   querySimMax?: number // remove candidates whose owning query's similarity to the query exceeds this (off when undefined)
   splitMargin?: boolean // count the margin rule's removals apart; every batch then carries `marginCaps` (default false)
+  sweeps?: number // count the candidates above S further ceilings; every batch then carries `sweepCaps` (rows x S) and results `sweepRemoved` (default 0: none)
   poolBlockRows?: number // pool rows scored per call (default 16384, at least 1024; the pool is split into even blocks); results do not depend on it
   threads?: number // intra-op threads for onnxruntime (default: available cores); results do not depend on it
 }
@@ -43,6 +44,8 @@ export async function createExactSearcher(options: ExactSearchOptions): Promise<
   const splitMargin = options.splitMargin ?? false
   const keepRemoved = options.keepRemoved ?? 0
   checkCount('keepRemoved', keepRemoved, 0)
+  const sweeps = options.sweeps ?? 0
+  checkCount('sweeps', sweeps, 0)
   const usePos = options.posSimMax !== undefined
   const useOwners = options.querySimMax !== undefined
   if (useOwners && (!options.owners || options.owners.rows !== pool.rows || options.owners.dim !== pool.dim)) {
@@ -56,7 +59,7 @@ export async function createExactSearcher(options: ExactSearchOptions): Promise<
   const nBlocks = Math.max(1, Math.floor(pool.rows / Math.max(MIN_POOL_BLOCK, options.poolBlockRows ?? 16384)))
   const poolBlockRows = Math.ceil(pool.rows / nBlocks)
   const threads = options.threads ?? os.availableParallelism()
-  const session = await ort.InferenceSession.create(buildScoreGraph({ posSim: usePos, querySim: useOwners, splitMargin, keepRemoved: keepRemoved > 0 }), {
+  const session = await ort.InferenceSession.create(buildScoreGraph({ posSim: usePos, querySim: useOwners, splitMargin, keepRemoved: keepRemoved > 0, sweeps: sweeps > 0 }), {
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
     executionMode: 'sequential',
@@ -77,7 +80,7 @@ export async function createExactSearcher(options: ExactSearchOptions): Promise<
     const results: SearchResult[] = []
     const removedLists: RankedList[] = []
     for (let i = 0; i < b; i++) {
-      results.push({ index: new Int32Array(0), score: new Float32Array(0), removed: 0, removedByMargin: 0 })
+      results.push({ index: new Int32Array(0), score: new Float32Array(0), removed: 0, removedByMargin: 0, ...(sweeps > 0 ? { sweepRemoved: new Int32Array(sweeps) } : {}) })
       if (keepRemoved > 0) removedLists.push({ index: new Int32Array(0), score: new Float32Array(0), tag: new Uint8Array(0) })
     }
     if (b === 0 || pool.rows === 0) return withRemoved(results, removedLists)
@@ -86,6 +89,9 @@ export async function createExactSearcher(options: ExactSearchOptions): Promise<
     const cap = new ort.Tensor('float32', padRows(batch.caps, b, 1), [rowsIn, 1])
     const marginCap = splitMargin ? new ort.Tensor('float32', padRows(batch.marginCaps ?? missing('marginCaps'), b, 1), [rowsIn, 1]) : undefined
     const pos = usePos ? new ort.Tensor('float32', padRows(batch.positives ?? missing('positives'), b, dim), [rowsIn, dim]) : undefined
+    const sweepCaps = sweeps > 0 ? batch.sweepCaps ?? missing('sweepCaps') : undefined
+    // The lowest ceiling of each query (ceilings rise with the threshold; min keeps it exact whatever the order given).
+    const sweepFloor = sweepCaps ? new ort.Tensor('float32', padRows(Float32Array.from({ length: b }, (_, i) => Math.min(...sweepCaps.subarray(i * sweeps, (i + 1) * sweeps))), b, 1), [rowsIn, 1]) : undefined
     const localExcl = new BigInt64Array(rowsIn * e).fill(-1n)
     for (let start = 0; start < pool.rows; start += poolBlockRows) {
       const n = Math.min(poolBlockRows, pool.rows - start)
@@ -105,6 +111,7 @@ export async function createExactSearcher(options: ExactSearchOptions): Promise<
       if (keepRemoved > 0) feeds.kr = new ort.Tensor('int64', BigInt64Array.of(BigInt(wantRemoved)), [1])
       if (pos) Object.assign(feeds, { pos, pos_max: posMax })
       if (marginCap) feeds.margin_cap = marginCap
+      if (sweepFloor) feeds.sweep_floor = sweepFloor
       if (useOwners && options.owners) {
         feeds.owners = new ort.Tensor('float32', options.owners.data.subarray(start * dim, (start + n) * dim), [n, dim])
         feeds.query_max = queryMax
@@ -116,17 +123,35 @@ export async function createExactSearcher(options: ExactSearchOptions): Promise<
       const exclRemoved = out.excl_removed?.data as Float32Array
       const marginRemoved = splitMargin ? (out.margin_removed?.data as Float32Array) : removed
       const exclMargin = splitMargin ? (out.excl_margin?.data as Float32Array) : exclRemoved
+      const sweepRows = out.sweep_rows?.data as Float32Array | undefined
+      const sweepScores = out.sweep_scores?.data as Float32Array | undefined
+      const exclScores = out.excl_scores?.data as Float32Array | undefined
+      let sweepAt = 0 // where query i's scores above its floor start in sweepScores
       for (let i = 0; i < b; i++) {
         const r = results[i] as SearchResult
         let removedHere = removed[i] ?? 0
         let marginHere = marginRemoved[i] ?? 0
         const skip: number[] = []
+        const skipAt: number[] = [] // the excl column of each entry of `skip`
         for (let j = 0; j < e; j++) {
           const local = Number(localExcl[i * e + j])
           if (local < 0 || skip.includes(local)) continue
           skip.push(local)
+          skipAt.push(i * e + j)
           removedHere -= exclRemoved[i * e + j] ?? 0
           marginHere -= exclMargin[i * e + j] ?? 0
+        }
+        if (sweepCaps && sweepRows && sweepScores && exclScores && r.sweepRemoved) {
+          const over = sweepRows[i] ?? 0
+          for (let t = 0; t < sweeps; t++) {
+            const cap = sweepCaps[i * sweeps + t] as number
+            let count = 0
+            for (let j = sweepAt; j < sweepAt + over; j++) if ((sweepScores[j] as number) > cap) count++
+            // Each excluded candidate once, by its score against this ceiling (the graph's float32 compare).
+            for (const at of skipAt) if ((exclScores[at] as number) > cap) count--
+            r.sweepRemoved[t] = (r.sweepRemoved[t] ?? 0) + count
+          }
+          sweepAt += over
         }
         r.removed += removedHere
         r.removedByMargin += marginHere

@@ -16,6 +16,7 @@ export interface HnswSearchOptions {
   keepRemoved?: number // removed candidates to return per query in `filtered`, best first, among those fetched (default 0: none)
   posSimMax?: number // remove candidates whose similarity to the query's positive exceeds this (off when undefined)
   querySimMax?: number // remove candidates whose owning query's similarity to the query exceeds this (off when undefined)
+  sweeps?: number // count the fetched candidates above S further ceilings; every batch then carries `sweepCaps` (rows x S) and results `sweepRemoved` (default 0: none)
   m?: number // HNSW graph degree (default 16)
   efConstruction?: number // candidate list size while building (default 200)
   ef?: number // candidate list size while searching; raised to the fetch size when smaller (default 128)
@@ -49,6 +50,8 @@ export async function createHnswSearcher(options: HnswSearchOptions): Promise<Hn
   checkCount('keep', options.keep, 1)
   const keepRemoved = options.keepRemoved ?? 0
   checkCount('keepRemoved', keepRemoved, 0)
+  const sweeps = options.sweeps ?? 0
+  checkCount('sweeps', sweeps, 0)
   const dim = pool.dim
   const index = new hnswlib.HierarchicalNSW('ip', dim)
   const n = pool.rows
@@ -77,10 +80,13 @@ export async function createHnswSearcher(options: HnswSearchOptions): Promise<Hn
         const kept: { index: number; score: number }[] = []
         const removed: { index: number; score: number; rule: RemovedBy }[] = []
         let removedByMargin = 0
+        const sweepRemoved = sweeps > 0 ? new Int32Array(sweeps) : undefined
+        const sweepCaps = sweepRemoved ? (batch.sweepCaps ?? missingSweepCaps()).subarray(i * sweeps, (i + 1) * sweeps) : undefined
         for (const c of neighbors) {
           if (skip.includes(c)) continue
           const score = dotRows(batch.queries, i, pool.data, c, dim)
           if (score > marginCap) removedByMargin++
+          if (sweepRemoved && sweepCaps) for (let t = 0; t < sweeps; t++) if (score > (sweepCaps[t] as number)) sweepRemoved[t]!++
           let rule: RemovedBy | undefined = score > cap ? 'ceiling' : undefined
           if (!rule && options.posSimMax !== undefined && batch.positives) {
             if (dotRows(batch.positives, i, pool.data, c, dim) > Math.fround(options.posSimMax)) rule = 'pos_sim'
@@ -99,6 +105,7 @@ export async function createHnswSearcher(options: HnswSearchOptions): Promise<Hn
             score: Float32Array.from(top, (c) => c.score),
             removed: removed.length,
             removedByMargin,
+            ...(sweepRemoved ? { sweepRemoved } : {}),
           }
           if (keepRemoved > 0) {
             const worst = removed.sort(byScore).slice(0, keepRemoved)
@@ -117,4 +124,8 @@ export async function createHnswSearcher(options: HnswSearchOptions): Promise<Hn
     search,
     async close() {},
   }
+}
+
+function missingSweepCaps(): never {
+  throw new HardnegError('E_BAD_OPTION', "the searcher's sweep needs the batch's sweepCaps")
 }

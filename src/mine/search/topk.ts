@@ -1,6 +1,6 @@
 /**
  * The query batch and result shapes shared by the searchers, and the running top-k
- * merge. Private to search/.
+ * merge: the searchers' contract with `negatives.ts`.
  */
 import { HardnegError } from '../../errors.js'
 import { REMOVED_BELOW, RULE_BITS } from './_graph.js'
@@ -13,6 +13,7 @@ export interface QueryBatch {
   positives?: Float32Array // rows x dim, L2-normalised; needed by the positive-similarity rule
   caps: Float32Array // per query: the highest score a candidate may have (the margin rule and absolute caps folded in)
   marginCaps?: Float32Array // per query: the margin rule's ceiling alone (pos + threshold), to count its removals apart; omit when `caps` is it and no other rule is on
+  sweepCaps?: Float32Array // rows x S: per query, the margin rule's ceiling at each of the S thresholds of a sweep, counted in `sweepRemoved` (searchers created with `sweeps: S`)
   exclude: Int32Array // rows x excludeWidth pool indices left out of ranking and counts (-1 = none)
   excludeWidth: number // pool indices per query in `exclude`
 }
@@ -23,6 +24,7 @@ export interface SearchResult {
   score: Float32Array // similarity to the query, aligned with `index`
   removed: number // pool candidates the rules removed (exact: over the whole pool; hnsw: over those fetched)
   removedByMargin: number // of those, the ones above the margin rule's ceiling (= removed when only the margin rule is on)
+  sweepRemoved?: Int32Array // with a sweep: per threshold, the candidates above that margin ceiling (counted like `removed`)
   filtered?: RemovedCandidates // with keepRemoved > 0: the best-scoring removed candidates (exact: of the whole pool; hnsw: of those fetched)
 }
 
