@@ -190,7 +190,9 @@ export async function embedPairs(options: EmbedOptions): Promise<EmbedResult> {
   } else {
     if (/\/v1\/?$/.test(options.server)) {
       // TEI also serves the OpenAI shape under /v1; its /info sits at the root.
-      info = await readInfo(new HttpClient({ baseUrl: options.server.replace(/\/v1\/?$/, ''), maxAttempts: 1, timeoutMs: 10_000 }), true)
+      const root = new HttpClient({ baseUrl: options.server.replace(/\/v1\/?$/, ''), maxAttempts: 1, timeoutMs: 10_000 })
+      info = await readInfo(root, true)
+      root.close()
     }
     model = await openaiModel(http, options.model)
     api = openaiApi(http, model, models)
@@ -255,6 +257,7 @@ export async function embedPairs(options: EmbedOptions): Promise<EmbedResult> {
     })
     await journal.sync()
   } finally {
+    http.close()
     await journal.close()
     await closeAll(writers)
   }

@@ -47,17 +47,14 @@ export function backoffDelay(
   return cap / 2 + options.random() * (cap / 2)
 }
 
-/** Network failures of Node's fetch worth a retry: the connection dropped, was refused, or timed out. */
+/**
+ * Network failures worth a retry, in words: the connection dropped, was refused or reset,
+ * or the attempt timed out ('timed out'); undefined for anything else (a bug, rethrown).
+ */
 export function networkFailure(err: unknown): string | undefined {
   if (!(err instanceof Error)) return undefined
   if (err.name === 'TimeoutError') return 'timed out'
-  if (err.name === 'AbortError') return undefined
-  const cause = (err as Error & { cause?: unknown }).cause
-  const code = (cause as NodeJS.ErrnoException | undefined)?.code ?? (err as NodeJS.ErrnoException).code
-  if (err.name === 'TypeError' && err.message === 'fetch failed') {
-    const detail = cause instanceof Error ? cause.message : ''
-    return [code, detail].filter((s) => s !== undefined && s !== '').join(': ') || 'fetch failed'
-  }
-  if (typeof code === 'string' && /^(E[A-Z]+|UND_ERR_[A-Z_]+)$/.test(code)) return `${code}: ${err.message}`
+  const code = (err as NodeJS.ErrnoException).code
+  if (typeof code === 'string' && /^E[A-Z]+$/.test(code)) return `${code}: ${err.message}`
   return undefined
 }
