@@ -128,7 +128,17 @@ export function encodeRows(values: Float32Array, dtype: EmbedDtype, onOverflow: 
   const out = new Uint16Array(values.length)
   const bits = new Uint32Array(values.buffer, values.byteOffset, values.length)
   for (let i = 0; i < values.length; i++) {
-    const h = halfBits(bits[i] as number)
+    const u = bits[i] as number
+    const exp = (u >>> 23) & 0xff
+    let h: number
+    if (exp > 112 && exp < 142) {
+      // Normal halves (the common case): round the 13 dropped bits to nearest even, a
+      // carry moving into the exponent as it should; then rebias the exponent.
+      const r = u + 0xfff + ((u >>> 13) & 1)
+      h = ((r >>> 16) & 0x8000) | (((r & 0x7fffffff) >>> 13) - 0x1c000)
+    } else {
+      h = halfBits(u)
+    }
     if ((h & 0x7c00) === 0x7c00) onOverflow(i)
     out[i] = h
   }
