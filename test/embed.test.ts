@@ -119,6 +119,11 @@ describe('hardneg embed on a real model', () => {
     `)
   })
 
+  it('the progress bar counts texts, with texts/s and ETA', async () => {
+    const { formatLine } = await import('../src/cli/progress.js')
+    expect(formatLine({ phase: 'embed', done: 100, total: 400 }, 2)).toBe('embed [#####---------------] 25% 100/400 texts  50 texts/s  ETA 6s')
+  })
+
   it('--server, --api and --out are required', async () => {
     const io = captureIO()
     expect(await runHardneg(['embed', '--pairs', 'p.csv', '--api', 'openai', '--out', 'x'], io)).toBe(2)
@@ -162,7 +167,7 @@ describe('hardneg embed on a real model', () => {
     expect((await readdir(out)).sort()).toEqual(['embed-manifest.json', 'positives.npy', 'queries.npy'])
   })
 
-  it('speaks TEI: POST /embed in batches of /info\'s max_client_batch_size, float32, corpus with the positive prefix', async () => {
+  it('speaks TEI: POST /embed in batches of /info\'s max_client_batch_size, float32, and corpus.npy', async () => {
     const { dir, pairs } = await pairsFile()
     const corpus = path.join(dir, 'corpus.csv')
     const corpusTexts = subset.rows.slice(0, 10).map((r) => r.hard_neg)
