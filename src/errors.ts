@@ -19,6 +19,8 @@ export type ErrorCode =
   | 'E_OUTPUT' // the output directory cannot be used
   | 'E_BAD_IMAGE' // an image a pair refers to is missing or cannot be decoded
   | 'E_PARTS_INCOMPLETE' // a distributed run's parts are missing, failed, of another run, or do not cover every row once
+  | 'E_SERVER' // a remote server refused a request, or kept failing after the bounded retries
+  | 'E_BAD_RESPONSE' // a remote server answered with a malformed response (wrong count, dimension, values or order)
 
 /** Where an error happened: a file and, when known, a 1-based row (data rows, header excluded). */
 export interface ErrorPlace {

@@ -47,6 +47,10 @@ export { readManifest, hashFile, MANIFEST_FILE, REPORT_FILE } from './output/man
 export type { Manifest, ManifestInput, ManifestShard } from './output/manifest.js'
 export { mineNegatives, toolVersion, subsetName, AUTO_EXACT_MAX_FLOP } from './mine/mine.js'
 export type { MineOptions, MineResult, ProgressEvent } from './mine/mine.js'
+export { embedPairs, EMBED_MANIFEST_FILE, EMBED_OUTPUT_FILES } from './embed/embed.js'
+export type { EmbedOptions, EmbedResult, EmbedSummary, EmbedProgressEvent, EmbedManifest, EmbedManifestOutput, EmbedManifestSkip, EmbedDtype } from './embed/embed.js'
+export { HttpClient, HttpError, apiKeyFromEnv } from './http/client.js'
+export type { HttpClientOptions, HttpRequest, HttpResponse, HttpStats, RetryEvent } from './http/client.js'
 export { buildReportData, renderReport, writeReport } from './report/report.js'
 export type {
   ReportOptions, ReportProgressEvent, ReportData, GroupReport, GroupScan, SampleRow, ShardLayout, Histogram, ReportThumbnail, WriteReportResult,

@@ -10,7 +10,8 @@ import { HardnegError } from '../errors.js'
 import { readEmbeddingHeader, type EmbeddingFileOptions, type EmbeddingHeader } from '../embeddings/embeddings.js'
 import { TEXT_ONLY_FORMATS, writeRowsAs, type OutputFormat, type RowLayout } from '../output/formats.js'
 import { IMAGE_CACHE_FILE } from '../images/images.js'
-import { hashPairImages, readPairFiles, type PairFile, type PairImages } from './_inputs.js'
+import { hashPairImages, type PairImages } from '../images/pair-images.js'
+import { readPairFiles, type PairFile } from '../pairs/files.js'
 import { composeManifest, describeInput, writeManifest, type Manifest, type ManifestHead, type ManifestInput } from '../output/manifest.js'
 import { mineGroup, type HnswParams, type MarginAnchor, type MineGroupOptions, type SearchMethod } from './negatives.js'
 import { effectiveOptions, pick, resolveOptions } from './_options.js'
@@ -23,7 +24,7 @@ import type { CarriedColumn } from '../output/shards.js'
 import { MiningStats, type MineSummary } from './stats.js'
 import type { EmbeddingMatrix, MinedRow, PairRecord } from '../types.js'
 
-export { subsetName } from './_inputs.js'
+export { subsetName } from '../pairs/files.js'
 
 /** Options of {@link mineNegatives}; every field has the CLI flag of the same name. */
 export interface MineOptions {
