@@ -58,6 +58,11 @@ describe('workers and merge give the one-process run', () => {
     await compare({ ...(_name.startsWith('corpus') ? inputs : noCorpus), ...extra } as Omit<MineOptions, 'out'>, 3)
   })
 
+  it('gives workers without a query nothing to do (7 workers, 4 rows)', async () => {
+    const { corpus, corpusEmbeddings, ...inputs } = await snliSubset(await tempDir(), 4)
+    await compare({ ...inputs, k: 2 }, 7)
+  })
+
   it('mines pairs with images (coco-mini, two subsets) with keep-filtered, in UniME-V2 JSON Lines and hardneg shards', async () => {
     await compare({ ...COCO_INPUTS, keepFiltered: 4 }, 3)
     await compare({ ...COCO_INPUTS, outputFormat: 'unime-v2', k: 4 }, 4)
