@@ -42,14 +42,15 @@ export interface WorkerResult {
  * if (worker) await mineWorkerPart({ pairs, queryEmbeddings, positiveEmbeddings, out: 'shards' }, worker)
  */
 export async function mineWorkerPart(options: MineOptions, worker: WorkerSpec): Promise<WorkerResult> {
-  const role = new PartRole(worker, options)
+  let role: PartRole | undefined
   try {
+    role = new PartRole(worker, options)
     return await runMining(options, role)
   } catch (err) {
     await writeFailure(options.out, {
       index: worker.index,
       count: worker.count,
-      ...(role.fingerprint ? { fingerprint: role.fingerprint } : {}),
+      ...(role?.fingerprint ? { fingerprint: role.fingerprint } : {}),
       code: isHardnegError(err) ? err.code : 'internal',
       message: err instanceof Error ? err.message.split('\n')[0] ?? '' : String(err),
       host: os.hostname(),
