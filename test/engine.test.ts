@@ -12,6 +12,8 @@ describe('detectWorker', () => {
       { index: 3, count: 4, poolParts: 1, engine: 'slurm', source: 'SLURM_ARRAY_TASK_ID=3 - SLURM_ARRAY_TASK_MIN=0, --worker-count 4' }],
     ['Slurm task resubmitted alone (--array=2): the flag wins, the task id is the index', { workerCount: 4 }, { SLURM_ARRAY_TASK_ID: '2', SLURM_ARRAY_TASK_MIN: '2', SLURM_ARRAY_TASK_COUNT: '1' },
       { index: 2, count: 4, poolParts: 1, engine: 'slurm', source: 'SLURM_ARRAY_TASK_ID=2, --worker-count 4' }],
+    ['Slurm, a part of an array numbered from 4 (ids past the count are relative after all)', { workerCount: 4 }, { SLURM_ARRAY_TASK_ID: '5', SLURM_ARRAY_TASK_MIN: '4', SLURM_ARRAY_TASK_COUNT: '2' },
+      { index: 1, count: 4, poolParts: 1, engine: 'slurm', source: 'SLURM_ARRAY_TASK_ID=5 - SLURM_ARRAY_TASK_MIN=4, --worker-count 4' }],
     ['Kubernetes Indexed Job with --worker-count', { workerCount: 8 }, { JOB_COMPLETION_INDEX: '7' },
       { index: 7, count: 8, poolParts: 1, engine: 'kubernetes', source: 'JOB_COMPLETION_INDEX=7, --worker-count 8' }],
     ['AWS Batch array job', {}, { AWS_BATCH_JOB_ARRAY_INDEX: '0', AWS_BATCH_JOB_ARRAY_SIZE: '3' },

@@ -50,7 +50,7 @@ const ENGINES: readonly EngineVars[] = [
  * - Slurm's index is `SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN` while the whole array
  *   runs; when `--worker-count` differs from `SLURM_ARRAY_TASK_COUNT` a subset of the
  *   array was resubmitted (`sbatch --array=1,3-5`, the list `hardneg merge --status`
- *   prints), and the task id itself is the worker index;
+ *   prints), and the task id itself is the worker index (when it is below the count);
  * - an index without a count is an error (Kubernetes gives none: pass `--worker-count`),
  *   as are a count without an index, an index >= count, and a count not divisible by
  *   `--pool-parts`.
@@ -84,7 +84,8 @@ export function detectWorker(flags: WorkerFlags, env: Readonly<Record<string, st
     const id = envInt(vars.index, env, 0)
     const min = vars.min !== undefined && env[vars.min] !== undefined && env[vars.min] !== '' ? envInt(vars.min, env, 0) : 0
     // A resubmitted subset of an array renumbers nothing: its ids are the worker indices.
-    const resubmitted = vars.engine === 'slurm' && flags.workerCount !== undefined && envCount !== undefined && envCount !== flags.workerCount
+    // (Unless that id could not be a worker index at all: then the array is numbered from its minimum after all.)
+    const resubmitted = vars.engine === 'slurm' && flags.workerCount !== undefined && envCount !== undefined && envCount !== flags.workerCount && id < flags.workerCount
     index = resubmitted ? id : id - min
     sources.push(resubmitted || vars.min === undefined ? `${vars.index}=${id}` : `${vars.index}=${id} - ${vars.min}=${min}`)
     if (index < 0) throw new HardnegError('E_BAD_OPTION', `${vars.index} ${id} is below ${vars.min} ${min}, expected an array task id >= its minimum`)
