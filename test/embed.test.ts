@@ -3,7 +3,7 @@
  * vectors were made with): the vectors written are the model's own, each distinct text is
  * sent once, TEI's shape, resuming and refusing to resume, and mine on the output.
  */
-import { readFile, readdir, stat } from 'node:fs/promises'
+import { readFile, readdir, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { runHardneg } from '../src/cli/main.js'
@@ -119,6 +119,11 @@ describe('hardneg embed on a real model', () => {
     `)
   })
 
+  it('the progress bar counts texts, with texts/s and ETA', async () => {
+    const { formatLine } = await import('../src/cli/progress.js')
+    expect(formatLine({ phase: 'embed', done: 100, total: 400 }, 2)).toBe('embed [#####---------------] 25% 100/400 texts  50 texts/s  ETA 6s')
+  })
+
   it('--server, --api and --out are required', async () => {
     const io = captureIO()
     expect(await runHardneg(['embed', '--pairs', 'p.csv', '--api', 'openai', '--out', 'x'], io)).toBe(2)
@@ -162,7 +167,7 @@ describe('hardneg embed on a real model', () => {
     expect((await readdir(out)).sort()).toEqual(['embed-manifest.json', 'positives.npy', 'queries.npy'])
   })
 
-  it('speaks TEI: POST /embed in batches of /info\'s max_client_batch_size, float32, corpus with the positive prefix', async () => {
+  it('speaks TEI: POST /embed in batches of /info\'s max_client_batch_size, float32, and corpus.npy', async () => {
     const { dir, pairs } = await pairsFile()
     const corpus = path.join(dir, 'corpus.csv')
     const corpusTexts = subset.rows.slice(0, 10).map((r) => r.hard_neg)
@@ -242,6 +247,36 @@ describe('hardneg embed on a real model', () => {
     expect(await runHardneg([...args, '--overwrite', '--dtype', 'float32'], over)).toBe(0)
     expect((await floatRows(path.join(out, 'queries.npy'))).rows).toBe(128)
     expect(JSON.parse(await readFile(path.join(out, 'embed-manifest.json'), 'utf8')).counts.resumed).toBe(0)
+  })
+
+  it('on resume, a journaled batch whose rows did not reach the disk (a power loss) is found by its sha1 and sent again', async () => {
+    const { dir, pairs } = await pairsFile()
+    const out = path.join(dir, 'emb')
+    const args = ['embed', '--pairs', pairs, '--preset', 'simcse', '--server', `${server.url}/v1`, '--api', 'openai', '--batch-size', '16', '--concurrency', '1', '--out', out, '--quiet']
+    let base: number | undefined
+    server.onAnswer = (n) => {
+      base ??= n - 1
+      if (n - base === 3) server.inject({ status: 400 }, 1, '/v1/embeddings')
+    }
+    try {
+      expect(await runHardneg(args, captureIO())).toBe(2)
+    } finally {
+      server.onAnswer = undefined
+    }
+    // Zero the second batch's first row (query of row 17), as if its page never reached the disk.
+    const file = path.join(out, '.hardneg-embed', 'queries.npy')
+    const data = await readFile(file)
+    const offset = 128 + 16 * 512 * 2
+    data.fill(0, offset, offset + 1024)
+    await writeFile(file, data)
+    const before = server.requests.length
+    const io = captureIO()
+    expect(await runHardneg(args, io)).toBe(0)
+    const resent = embeddingRequests(before)
+    expect(resent.length).toBe(1 + Math.ceil((248 - 48) / 16))
+    expect(resent[0]?.body.input?.[0]).toBe(subset.rows[16]!.sent0)
+    expect(io.out.join('')).toContain('  resumed: 32 distinct texts from the checkpoint, 216 sent by this run\n')
+    expect((await halfRows(path.join(out, 'queries.npy'))).bits).toEqual(toHalfBits(subset.rows.map((r) => reference.get(r.sent0) as Float32Array)))
   })
 
   it('mine on embed\'s output gives the same negatives as mine on the fixture\'s own vectors', async () => {

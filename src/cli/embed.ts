@@ -36,7 +36,7 @@ export function embedCommand(io: CliIO): Command {
     .option('--query-prefix <text>', "prepended to every query, e.g. 'query: '", '')
     .option('--positive-prefix <text>', "prepended to every positive and corpus text, e.g. 'passage: '", '')
     .option('--api-key-env <var>', 'environment variable holding the API key (sent as a bearer token)')
-    .option('--timeout <seconds>', 'one request attempt', numberArg('--timeout', 0.001, 300), 300)
+    .option('--timeout <seconds>', 'one request attempt', numberArg('--timeout', 0.001, 86400), 300)
     .option('--max-attempts <n>', 'attempts per request (429, 503, other 5xx, dropped connections are retried with backoff)', intArg('--max-attempts', 1), 8)
     .option('--overwrite', 'discard an unfinished run and replace a finished one in --out', false)
     .requiredOption('--out <dir>', 'output directory')

@@ -62,8 +62,8 @@ export interface EmbedOptions {
 /** Progress of a long phase. */
 export interface EmbedProgressEvent {
   phase: 'read' | 'images' | 'embed' | 'hash' // reading pairs, decoding images, embedding, hashing the outputs
-  done: number // units done: rows (read), distinct images (images), distinct inputs (embed), files (hash)
-  total: number // units in all
+  done: number // units done: rows (read), distinct images (images), distinct inputs sent by this run (embed), files (hash)
+  total: number // units in all (embed: the distinct inputs left, after a checkpoint's)
 }
 
 /** The end-of-run numbers. */
@@ -237,8 +237,10 @@ export async function embedPairs(options: EmbedOptions): Promise<EmbedResult> {
   const journal = new JournalWriter(work, syncAll)
 
   // Embed.
-  options.onProgress?.({ phase: 'embed', done: resumed, total: plan.inputs.length })
-  let progressed = resumed
+  // Progress counts what this run sends, so a resumed run's rate and ETA are its own.
+  const left = plan.inputs.length - resumed
+  options.onProgress?.({ phase: 'embed', done: 0, total: left })
+  let progressed = 0
   const tEmbed = performance.now()
   let outcome
   try {
@@ -252,7 +254,7 @@ export async function embedPairs(options: EmbedOptions): Promise<EmbedResult> {
       },
       onInputs: (count) => {
         progressed += count
-        options.onProgress?.({ phase: 'embed', done: progressed, total: plan.inputs.length })
+        options.onProgress?.({ phase: 'embed', done: progressed, total: left })
       },
     })
     await journal.sync()
