@@ -100,7 +100,7 @@ export async function createRescorer(options: RescorerOptions): Promise<Rescorer
     }
     const shape = wireShape(options.api, http, { model, rawScores: options.rawScores === true, prompt })
     cache = options.cache === undefined ? undefined : await ScoreCache.open(options.cache)
-    return new HttpRescorer(identity, http, shape, batch, cache)
+    return new HttpRescorer(identity, http, shape, batch, cache, options.concurrency ?? 4)
   } catch (err) {
     await cache?.close()
     http.close()
@@ -150,6 +150,7 @@ class HttpRescorer implements Rescorer {
     private readonly shape: WireShape,
     batch: number,
     private readonly cache: ScoreCache | undefined,
+    private readonly concurrency: number,
   ) {
     this.identityText = JSON.stringify(identity)
     this.batch = shape.pairsPerRequest === 'one' ? 1 : batch
@@ -166,7 +167,7 @@ class HttpRescorer implements Rescorer {
   async score(requests: readonly RescoreRequest[], onPairs?: (done: number) => void): Promise<number[][]> {
     const out = requests.map((r) => new Array<number>(r.candidates.length).fill(Number.NaN))
     let done = 0
-    const jobs: Promise<void>[] = []
+    const jobs: (() => Promise<void>)[] = []
     for (const [q, request] of requests.entries()) {
       const qKey = sideKey(request.query)
       const missing: { at: number; key: CacheKey; memo: string }[] = []
@@ -192,7 +193,7 @@ class HttpRescorer implements Rescorer {
       })
       for (let start = 0; start < missing.length; start += this.batch) {
         const chunk = missing.slice(start, start + this.batch)
-        jobs.push(this.send(request, chunk).then((scores) => {
+        jobs.push(() => this.send(request, chunk).then((scores) => {
           chunk.forEach((m, i) => {
             const s = scores[i] as number
             if (this.cache) this.cache.put(m.key, s)
@@ -206,10 +207,23 @@ class HttpRescorer implements Rescorer {
       }
     }
     onPairs?.(done)
-    const settled = await Promise.allSettled(jobs)
+    // `concurrency` workers take the requests in order; after a failure none is started, so
+    // a server that is down costs one request's retries, not every request's.
+    let next = 0
+    let failure: { error: unknown } | undefined
+    const worker = async (): Promise<void> => {
+      while (failure === undefined && next < jobs.length) {
+        const job = jobs[next++] as () => Promise<void>
+        try {
+          await job()
+        } catch (error) {
+          failure ??= { error }
+        }
+      }
+    }
+    await Promise.all(Array.from({ length: Math.min(this.concurrency, jobs.length) }, worker))
     this.syncHttpStats()
-    const failed = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected')
-    if (failed) throw failed.reason
+    if (failure !== undefined) throw failure.error
     return out
   }
 
