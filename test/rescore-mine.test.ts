@@ -9,7 +9,7 @@ import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import { runMineNegatives, type CliIO } from '../src/cli/main.js'
-import { mineNegatives, readShards, type MineOptions, type MinedRow } from '../src/index.js'
+import { mineNegatives, readShards, writeReport, type MineOptions, type MinedRow } from '../src/index.js'
 import { cached, loadUse, startModelServer, type Embedder, type ModelServer } from './_model-server.js'
 import { addRescoreRoutes, pairScores } from './_rescore-routes.js'
 import { SNLI_INPUTS, tempDir, writeCsv, writeNpy } from './_helpers.js'
@@ -129,6 +129,27 @@ describe('mining with a rescorer', () => {
   })
 })
 
+describe('hardneg report on a rescored run', () => {
+  it("shows the rescorer's scores as histograms and in the gallery", async () => {
+    const dir = await tempDir()
+    const inputs = await snli(dir, 60)
+    const out = path.join(dir, 'out')
+    const { manifest } = await mineNegatives({ ...inputs, out, k: 3, ...rescoreOptions() })
+    const { data } = await writeReport({ shards: out, samples: 5 })
+    const html = await readFile(path.join(out, 'report.html'), 'utf8')
+    expect(html).toContain('<a href="#rescore">Rescorer</a>')
+    const totals = [...html.matchAll(/data-series="rescore-(positive|negative)" data-total="(\d+)"/g)].map((m) => [m[1], Number(m[2])])
+    const rows = await rowsOf(out)
+    expect(totals).toEqual([['positive', rows.length], ['negative', rows.reduce((n, r) => n + r.nValid, 0)]])
+    expect(html.match(/<span class="pos-rescore">/g)).toHaveLength(5)
+    const first = data.samples[0]!
+    const row = rows[first.index]!
+    expect(first.posRescore).toBe(row.posRescore)
+    expect(first.negatives.map((n) => n.rescore)).toEqual(row.negRescores)
+    expect(html).toContain(`${manifest.rescore!.counts.pairsScored.toLocaleString('en-US')} pairs scored`)
+  })
+})
+
 describe('the cache', () => {
   it('a re-run sends nothing and writes byte-identical shards; another margin is free too', async () => {
     const dir = await tempDir()
@@ -219,7 +240,7 @@ describe('images and errors', () => {
     const io = captureIO()
     const code = await runMineNegatives(['--out', path.join(dir, 'o'), '--quiet', '--rescore-url', 'http://127.0.0.1:9', '--rescore-api', 'vllm-score', '--rescore-model', 'm', '--rescore-max-attempts', '2'], io)
     expect(code).toBe(2)
-    expect(io.err.join('').split('\n')[1]).toMatch(/^hardneg: error E_SERVER: server http:\/\/127\.0\.0\.1:9\/score: no response \(ECONNREFUSED[^)]*\) after 2 attempts, expected 2xx within 2 attempts; sent: POST \d+ candidates for the query of .*snli-test-triplets\.csv:1 /)
+    expect(io.err.join('').split('\n')[1]).toMatch(/^hardneg: error E_SERVER: server http:\/\/127\.0\.0\.1:9\/score: no response \(ECONNREFUSED[^)]*\) after 2 attempts, expected 2xx within 2 attempts; sent: POST \d+ candidates for the query of .*snli-test-triplets\.csv:\d+ /)
     expect(await readFile(path.join(dir, 'o', 'manifest.json')).catch(() => 'none')).toBe('none')
   })
 
