@@ -53,6 +53,8 @@ export { HttpClient, HttpError, apiKeyFromEnv } from './http/client.js'
 export {
   createRescorer, rescoreCandidates, decideRescore, isRescoreFalseNegative, checkRescoreRule, RESCORE_APIS, DEFAULT_JUDGE_PROMPT, DEFAULT_RESCORE_RULE,
 } from './rescore/rescore.js'
+export { rescoreRows } from './rescore/stage.js'
+export type { RescoreStageOptions } from './rescore/stage.js'
 export type {
   RescorerOptions, Rescorer, RescorerIdentity, RescoreStats, RescoreRequest, RescoreRule, RescoreDecision, RescoreApi, RescoreSide,
 } from './rescore/rescore.js'
