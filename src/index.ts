@@ -50,6 +50,14 @@ export type { MineOptions, MineResult, ProgressEvent } from './mine/mine.js'
 export { embedPairs, EMBED_MANIFEST_FILE, EMBED_OUTPUT_FILES } from './embed/embed.js'
 export type { EmbedOptions, EmbedResult, EmbedSummary, EmbedProgressEvent, EmbedManifest, EmbedManifestOutput, EmbedManifestSkip, EmbedDtype } from './embed/embed.js'
 export { HttpClient, HttpError, apiKeyFromEnv } from './http/client.js'
+export {
+  createRescorer, rescoreCandidates, decideRescore, isRescoreFalseNegative, checkRescoreRule, RESCORE_APIS, DEFAULT_JUDGE_PROMPT, DEFAULT_RESCORE_RULE,
+} from './rescore/rescore.js'
+export { rescoreRows } from './rescore/stage.js'
+export type { RescoreStageOptions } from './rescore/stage.js'
+export type {
+  RescorerOptions, Rescorer, RescorerIdentity, RescoreStats, RescoreRequest, RescoreRule, RescoreDecision, RescoreApi, RescoreSide,
+} from './rescore/rescore.js'
 export type { HttpClientOptions, HttpRequest, HttpResponse, HttpStats, RetryEvent } from './http/client.js'
 export { buildReportData, renderReport, writeReport } from './report/report.js'
 export type {

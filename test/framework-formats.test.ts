@@ -92,8 +92,10 @@ describe('--format sentence-transformers', () => {
       'import json, sys, torch',
       'from datasets import load_dataset',
       'from tokenizers import Tokenizer, models, pre_tokenizers, trainers',
-      'from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments, losses',
-      'from sentence_transformers.models import StaticEmbedding',
+      'from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments',
+      // sentence-transformers 6 moved these; older releases have only the first paths.
+      'try:\n  from sentence_transformers.sentence_transformer import losses\n  from sentence_transformers.sentence_transformer.modules import StaticEmbedding',
+      'except ImportError:\n  from sentence_transformers import losses\n  from sentence_transformers.models import StaticEmbedding',
       "d = load_dataset('parquet', data_files=sys.argv[1] + '/*.parquet', split='train', cache_dir=sys.argv[2]).select(range(64))",
       "tok = Tokenizer(models.WordLevel(unk_token='[UNK]'))",
       'tok.pre_tokenizer = pre_tokenizers.Whitespace()',

@@ -68,7 +68,7 @@ describe('buildReportData on a mined run', () => {
     const manifest = JSON.parse(await readFile(path.join(run, 'manifest.json'), 'utf8')) as Manifest
 
     expect(data.rows).toBe(600)
-    expect(data.layout).toEqual({ filtered: true, images: {} })
+    expect(data.layout).toEqual({ filtered: true, rescored: false, images: {} })
     expect(data.keepFiltered).toBe(3)
     expect(data.rules).toEqual({ threshold: 0.05 })
     expect(data.overall.positive.total).toBe(600)

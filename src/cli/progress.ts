@@ -25,6 +25,7 @@ const UNITS: Record<AnyProgressEvent['phase'], string> = {
   load: 'groups',
   index: 'vectors',
   search: 'rows',
+  rescore: 'pairs',
   write: 'rows',
   embed: 'texts',
 }

@@ -4,7 +4,7 @@
  * corpus), and for each input the output rows that carry it. Private to the embed folder.
  */
 import type { PairFile } from '../pairs/files.js'
-import type { HashedImage } from '../images/images.js'
+import { imageMimeType, type HashedImage } from '../images/images.js'
 import type { CorpusRecord } from '../types.js'
 
 /** The output matrices, in the order their inputs are numbered. */
@@ -63,7 +63,7 @@ export class InputPlan {
       if (imagePath !== '') {
         const hashed = options.images?.get(imagePath)
         if (hashed === undefined) throw new Error(`image '${imagePath}' was not hashed`)
-        image = { path: imagePath, file: hashed.path, mime: mimeOf(hashed.format), sha256: hashed.sha256 }
+        image = { path: imagePath, file: hashed.path, mime: imageMimeType(hashed.format), sha256: hashed.sha256 }
       }
       const key = image ? `i${image.sha256}\u0000${text}` : `t${text}`
       let i = index.get(key)
@@ -137,11 +137,4 @@ export class InputPlan {
     const p = this.place(i)
     return `the ${p.side} of ${p.file} row ${p.row}`
   }
-}
-
-function mimeOf(format: string): string {
-  if (format === 'jpeg' || format === 'jpg') return 'image/jpeg'
-  if (format === 'heif') return 'image/avif'
-  if (format === 'svg') return 'image/svg+xml'
-  return `image/${format}`
 }

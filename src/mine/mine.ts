@@ -16,6 +16,8 @@ import { composeManifest, describeInput, writeManifest, type Manifest, type Mani
 import { mineGroup, type HnswParams, type MarginAnchor, type MineGroupOptions, type SearchMethod } from './negatives.js'
 import { effectiveOptions, pick, resolveOptions } from './_options.js'
 import type { GroupSize, RunRole } from './role.js'
+import { candidateSelect, checkRescoreImages, rescoreRuleOf, RescoreRun } from './_rescore.js'
+import type { RescoreApi } from '../rescore/rescore.js'
 import { abandonOutput, commitOutput, openOutput } from '../output/output.js'
 import type { PairsFormat, PresetName } from '../pairs/pairs.js'
 import { buildPool, collectQueryPositives, type CorpusRecord, type PoolOptions } from './pool.js'
@@ -74,13 +76,28 @@ export interface MineOptions {
   threads?: number // onnxruntime threads for exact search (default: all cores)
   queryBlockRows?: number // queries scored per call (default 512)
   poolBlockRows?: number // pool rows scored per exact call (default 16384)
+  rescoreUrl?: string // second stage: the reranker's or judge's server root; its rule removes more false negatives (default: off; docs/rescore.md)
+  rescoreApi?: RescoreApi // tei-rerank, cohere-rerank, vllm-score or chat-judge (required with rescoreUrl)
+  rescoreModel?: string // model named in requests (default: TEI's /info model_id, else the only model /v1/models lists)
+  rescoreTop?: number // embedding survivors rescored per query, best first; negatives come only from these (default 50)
+  rescoreMargin?: number // a candidate scoring above r(pos) - margin is a false negative, in the rescorer's score space (default 0.01)
+  rescoreMaxScore?: number // a candidate scoring above this is a false negative too (default: off)
+  rescoreRank?: 'embedding' | 'rescore' // order of the survivors the negatives are taken from (default 'embedding')
+  rescoreBatch?: number // candidates per reranker request, halved on 413/422 (default 32)
+  rescoreConcurrency?: number // requests in flight (default 4)
+  rescoreCache?: string // the score cache file (default <out>/.hardneg-rescore-cache.bin, kept by --overwrite)
+  rescoreRawScores?: boolean // tei-rerank: raw logits instead of sigmoid probabilities (default false)
+  rescoreTimeout?: number // seconds one rescore request may take, answer included (default 300)
+  rescoreMaxAttempts?: number // attempts per rescore request before the run stops (default 8)
+  rescoreApiKeyEnv?: string // environment variable holding the server's API key, sent as a bearer token (default: none)
+  judgePrompt?: string // chat-judge: a file with the prompt template, {query} and {candidate} once each (default: docs/rescore.md's)
   onProgress?: (event: ProgressEvent) => void // progress of long phases
 }
 
 /** Progress of a long phase. */
 export interface ProgressEvent {
-  phase: 'read' | 'hash' | 'images' | 'load' | 'index' | 'search' | 'write' // what is running
-  done: number // units done: rows (read, search, write), input files (hash), distinct image files (images), groups (load)
+  phase: 'read' | 'hash' | 'images' | 'load' | 'index' | 'search' | 'rescore' | 'write' // what is running
+  done: number // units done: rows (read, search, write), input files (hash), distinct image files (images), groups (load), pairs (rescore)
   total: number // units in all
   group?: string // the group being mined
 }
@@ -130,6 +147,7 @@ export async function runMining<R>(options: MineOptions, role?: RunRole<R>): Pro
     return now
   }
   const { rules, select, method, outputFormat, onBadImage, imageDupDistance, keepFiltered, marginAnchor, sweep, pairFiles, queryFiles, positiveFiles } = resolveOptions(options)
+  const rescoreRule = rescoreRuleOf(options)
 
   // Inputs: headers first, so a shape error costs nothing.
   let t = performance.now()
@@ -169,6 +187,7 @@ export async function runMining<R>(options: MineOptions, role?: RunRole<R>): Pro
     await corpusSet.check(queryFiles[0] as string)
   }
   const withImages = pairs.some((p) => p.queryImage !== '' || p.positiveImage !== '')
+  if (rescoreRule !== undefined) checkRescoreImages(options.rescoreApi as RescoreApi, pairs)
   if (withImages && TEXT_ONLY_FORMATS.includes(outputFormat)) {
     const first = pairs.find((p) => p.queryImage !== '' || p.positiveImage !== '') as PairRecord
     throw new HardnegError('E_BAD_OPTION',
@@ -181,6 +200,7 @@ export async function runMining<R>(options: MineOptions, role?: RunRole<R>): Pro
   t = lap('read', t)
 
   let staging = ''
+  let rescore: RescoreRun | undefined
   if (role) await role.open(options.out, options.overwrite ?? false)
   else staging = await openOutput(options.out, options.overwrite ?? false)
   try {
@@ -221,6 +241,9 @@ export async function runMining<R>(options: MineOptions, role?: RunRole<R>): Pro
       : undefined
     const poolOptions: PoolOptions = images ? { imageKey: (p) => images?.byPath.get(p)?.sha256 ?? missingImage(p) } : {}
 
+    if (rescoreRule !== undefined) rescore = await RescoreRun.open(options, rescoreRule)
+    // When rescoring, the embedding stage hands on its top N survivors and the rescore stage selects.
+    const searchSelect = rescore ? candidateSelect(select, rescore.rule) : select
     const groups = groupPairs(kept)
     const methods = new Set<SearchMethod>()
     const chooseMethod = (queries: number, poolRows: number): SearchMethod =>
@@ -279,7 +302,7 @@ export async function runMining<R>(options: MineOptions, role?: RunRole<R>): Pro
           marginAnchor,
           ...(sweep.length > 0 ? { sweepThresholds: sweep } : {}),
           ...(duplicates ? { duplicates, images: true } : {}),
-          select,
+          select: searchSelect,
           keepFiltered,
           search: chosen,
           hnsw,
@@ -289,7 +312,7 @@ export async function runMining<R>(options: MineOptions, role?: RunRole<R>): Pro
             searched += n
             options.onProgress?.({ phase: 'search', done: searched, total: kept.length, group })
           },
-          onOutcome: outcomeRecorder(stats, role),
+          onOutcome: rescore ? (row, _outcome, pair, removed, query) => rescore?.hold(row, pair, removed, query) : outcomeRecorder(stats, role),
           ...(split ? { poolOffset: share.pool[0] } : {}),
         }
         if (split && role) await role.minePoolPart({ group: groupIndex, share, options: groupOptions })
@@ -298,11 +321,18 @@ export async function runMining<R>(options: MineOptions, role?: RunRole<R>): Pro
       }
     }
 
+    const rows = rescore
+      ? rescore.rows(allRows(), {
+          select, keepFiltered, images, files, total: kept.length * (rescore.rule.top + 1),
+          ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+        }, (pair, row, outcome, removed, query) => stats.record(pair.group, row, outcome, removed, query))
+      : allRows()
     const layout: RowLayout = {
       ...(options.shardRows !== undefined ? { shardRows: options.shardRows } : {}),
       carriedColumns,
       images: withImages,
       keepFiltered: keepFiltered > 0,
+      rescored: rescore !== undefined,
       k: select.k,
     }
     // After the rows: the search methods are known once every group was mined.
@@ -315,13 +345,14 @@ export async function runMining<R>(options: MineOptions, role?: RunRole<R>): Pro
         falseNegativeCounts: methods.has('hnsw') ? 'fetched-candidates' : 'whole-pool',
       },
       ...(images ? { images: images.summary } : {}),
+      ...(rescore ? { rescore: rescore.record() } : {}),
     })
     if (role) {
-      await role.writeRows(allRows(), outputFormat, layout)
+      await role.writeRows(rows, outputFormat, layout)
       timings.total = (performance.now() - t0) / 1000
       return await role.finish(await headOf(), stats.summarise(), timings)
     }
-    const shards = await writeRowsAs(outputFormat, allRows(), { dir: staging, ...layout })
+    const shards = await writeRowsAs(outputFormat, rows, { dir: staging, ...layout })
     t = performance.now()
     await commitOutput(options.out, staging, shards.map((s) => s.file))
     const summary = stats.summarise()
@@ -333,6 +364,8 @@ export async function runMining<R>(options: MineOptions, role?: RunRole<R>): Pro
     if (role) await role.abandon()
     else await abandonOutput(staging)
     throw err
+  } finally {
+    await rescore?.close()
   }
 }
 

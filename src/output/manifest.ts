@@ -37,6 +37,15 @@ export interface ManifestImages {
 }
 
 /** Everything `manifest.json` holds. */
+/** The second stage of a run with --rescore-url. */
+export interface ManifestRescore {
+  url: string // the endpoint scores came from
+  identity: { api: string; model: string; scoreSpace: string; rawScores?: boolean; promptSha256?: string } // what the scores are (the cache's key)
+  rule: { top: number; margin: number; maxScore?: number; rank: 'embedding' | 'rescore' } // the rule applied
+  cache: string // the score cache file
+  counts: { pairsScored: number; cacheHits: number; sent: number; requests: number; retries: number; batchHalvings: number; positiveOutranked: number } // pairs scored (cache hits among them), pairs sent, HTTP attempts and retries, batch halvings, rows whose positive a rescored candidate outscored
+}
+
 export interface Manifest {
   tool: { name: 'hardneg'; version: string } // who wrote the run
   createdAt: string // ISO 8601 time the run finished (not part of any shard)
@@ -49,11 +58,12 @@ export interface Manifest {
   groups: MineSummary['groups'] // counts per group
   scores: { positive: MineSummary['positiveScores']; negative: MineSummary['negativeScores'] } // score percentiles
   images?: ManifestImages // runs with images: what was decoded
+  rescore?: ManifestRescore // runs with --rescore-url: the rescorer, its rule and counts (docs/rescore.md)
   timings: Record<string, number> // seconds per phase, and 'total'
 }
 
 /** What a manifest says before the rows are mined: who, from what, with which options and search. */
-export type ManifestHead = Pick<Manifest, 'tool' | 'inputs' | 'options' | 'search' | 'images'>
+export type ManifestHead = Pick<Manifest, 'tool' | 'inputs' | 'options' | 'search' | 'images' | 'rescore'>
 
 /**
  * The manifest of a finished run, from its head, the run's summary, its shards and its
@@ -75,6 +85,7 @@ export function composeManifest(head: ManifestHead, summary: MineSummary, shards
     groups,
     scores: { positive: positiveScores, negative: negativeScores },
     ...(head.images ? { images: head.images } : {}),
+    ...(head.rescore ? { rescore: head.rescore } : {}),
     timings,
   }
 }
