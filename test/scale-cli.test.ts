@@ -88,6 +88,14 @@ describe('hardneg merge and workers on the command line', () => {
     expect((await readdir(out)).filter((n) => !n.startsWith('.'))).toEqual([])
   })
 
+  it('a worker refuses the rescore stage, naming why', async () => {
+    const io = captureIO()
+    const code = await runMineNegatives(['--pairs', SNLI_FULL.pairs, '--preset', 'simcse', '--query-embeddings', SNLI_FULL.queryEmbeddings, '--positive-embeddings', SNLI_FULL.positiveEmbeddings,
+      '--out', path.join(await tempDir(), 'run'), '--worker-index', '0', '--worker-count', '2', '--rescore-url', 'http://127.0.0.1:9', '--rescore-api', 'tei-rerank', '--quiet'], io)
+    expect(io.err.join('')).toBe('hardneg: error E_BAD_OPTION: --rescore-url with a worker of a distributed run, expected a one-process run: the merge does not combine the rescore stage yet (docs/scale.md)\n')
+    expect(code).toBe(2)
+  })
+
   it.each([
     ['hnsw search', ['--search', 'hnsw'], '--pool-parts 2 with --search hnsw, expected --search exact (or auto): a split pool merges exactly only from exact scores'],
     ['the lowest margin anchor', ['--margin-anchor', 'lowest'], "marginAnchor 'lowest' with a split pool, expected 'own': the anchor needs every sibling positive's vector"],
