@@ -15,7 +15,7 @@ import { readPairFiles, type PairFile } from '../pairs/files.js'
 import { describeInput, writeManifest, type Manifest } from '../output/manifest.js'
 import { mineGroup, type HnswParams, type MarginAnchor, type SearchMethod } from './negatives.js'
 import { effectiveOptions, pick, resolveOptions } from './_options.js'
-import { candidateSelect, checkRescoreImages, rescoreRuleOf, RescoreRun } from './_rescore.js'
+import { candidateSelect, checkRescoreImages, checkRescoreWindow, rescoreRuleOf, RescoreRun } from './_rescore.js'
 import type { RescoreApi } from '../rescore/rescore.js'
 import { abandonOutput, commitOutput, openOutput } from '../output/output.js'
 import type { PairsFormat, PresetName } from '../pairs/pairs.js'
@@ -135,6 +135,7 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
   }
   const { rules, select, method, outputFormat, onBadImage, imageDupDistance, keepFiltered, marginAnchor, sweep, pairFiles, queryFiles, positiveFiles } = resolveOptions(options)
   const rescoreRule = rescoreRuleOf(options)
+  if (rescoreRule !== undefined) checkRescoreWindow(select, rescoreRule)
 
   // Inputs: headers first, so a shape error costs nothing.
   let t = performance.now()

@@ -120,6 +120,7 @@ export async function* mineGroup(options: MineGroupOptions): AsyncGenerator<Mine
         excludeWidth: width,
       }
       const posScores = new Float32Array(rows)
+      const anchors = new Float32Array(rows) // the score each row's margins are measured from
       for (let i = 0; i < rows; i++) {
         posScores[i] = dotRows(queries.data, start + i, positives.data, start + i, dim)
         const own = excluded[i]?.own
@@ -129,6 +130,7 @@ export async function* mineGroup(options: MineGroupOptions): AsyncGenerator<Mine
             if (c !== own) anchor = Math.min(anchor, dotRows(queries.data, start + i, poolVectors.data, c, dim))
           }
         }
+        anchors[i] = anchor
         batch.caps[i] = scoreCeiling(anchor, rules)
         if (batch.marginCaps) batch.marginCaps[i] = scoreCeiling(anchor, { threshold: rules.threshold })
         sweep.forEach((threshold, j) => {
@@ -161,7 +163,7 @@ export async function* mineGroup(options: MineGroupOptions): AsyncGenerator<Mine
         counts.other = result.removed - result.removedByMargin
         const { picks, outcome } = selectNegatives(eligibleCount(result.score, select), pair.row, select)
         const row = outcome === 'dropped' ? null : toRow(pair, posScores[i] as number, result, picks, pool, counts, options.images ?? false)
-        if (row && keepFiltered > 0) row.filtered = filteredOf(result.filtered, duplicatesMet, posScores[i] as number, rules, pool, keepFiltered, options.images ?? false)
+        if (row && keepFiltered > 0) row.filtered = filteredOf(result.filtered, duplicatesMet, anchors[i] as number, rules, pool, keepFiltered, options.images ?? false)
         options.onOutcome?.(row, outcome, pair, counts, {
           removed: counts,
           siblingPositives: excluded[i]?.siblings ?? 0,
@@ -272,7 +274,7 @@ function toRow(
 function filteredOf(
   removed: SearchResult['filtered'],
   duplicates: readonly Duplicate[],
-  posScore: number,
+  posScore: number, // the score the row's margins are measured from (its own positive's, or the anchor)
   rules: FalseNegativeRules,
   pool: CandidatePool,
   keep: number,
