@@ -25,6 +25,9 @@ function python(module: string): boolean {
 }
 const hasDatasets = python('pyarrow, datasets')
 const hasSentenceTransformers = python('sentence_transformers, tokenizers, accelerate')
+// CI exports these once it has installed them: there a missing reader is a failure, not a skip.
+if (!hasDatasets && process.env.HARDNEG_REQUIRE_PYTHON === '1') throw new Error('HARDNEG_REQUIRE_PYTHON=1 but python3 cannot import pyarrow and datasets (PATH lost the CI venv?)')
+if (!hasSentenceTransformers && process.env.HARDNEG_REQUIRE_SENTENCE_TRANSFORMERS === '1') throw new Error('HARDNEG_REQUIRE_SENTENCE_TRANSFORMERS=1 but python3 cannot import sentence_transformers')
 if (!hasDatasets) console.warn('framework-format read-back tests skipped: python3 has no datasets (.ci/run installs it from the local wheel index)')
 if (!hasSentenceTransformers) console.warn('sentence-transformers training step skipped: not installed (not in this machine\'s wheel index)')
 
@@ -120,6 +123,8 @@ describe('--format sentence-transformers', () => {
     [{ pad: 'none' as const }, "pad: 'none' leaves rows with fewer than k negatives, which outputFormat 'sentence-transformers' cannot hold (one column per negative); expected pad 'repeat' or 'drop'"],
     [{ keepFiltered: 2 }, "keepFiltered: 2, not available with outputFormat 'sentence-transformers', expected 0 (its readers take only its own fields)"],
     [{ carry: ['hard_neg'] }, "carry: not available with outputFormat 'sentence-transformers', expected its own columns only"],
+    [{ pad: 'none' as const, outputFormat: 'flagembedding' as const },
+      "pad: 'none' can leave a row without negatives, which FlagEmbedding's loader cannot read (it divides by the number of negatives); expected pad 'repeat' or 'drop' with outputFormat 'flagembedding'"],
   ])('rejects %o, which it cannot hold', async (patch, message) => {
     const dir = await tempDir()
     await expect(mineNegatives({ ...base, out: path.join(dir, 'o'), outputFormat: 'sentence-transformers', ...patch })).rejects.toThrow(message)

@@ -134,6 +134,44 @@ describe('sibling positives', () => {
   })
 })
 
+describe('siblings and determinism', () => {
+  /** 600 rows over 24-d clustered vectors; rows 0-39 share one query (40 labeled positives). */
+  async function crowded(dir: string): Promise<Pick<MineOptions, 'pairs' | 'queryEmbeddings' | 'positiveEmbeddings'>> {
+    const qs = randomUnit(600, 24, 21, 8)
+    const ps = randomUnit(600, 24, 22, 8)
+    const rows: Row[] = Array.from({ length: 600 }, (_, i) => ({
+      query: i < 40 ? 'the shared query' : `q${i}`,
+      positive: `p${i}`,
+      q: Array.from(qs.data.subarray((i < 40 ? 0 : i) * 24, ((i < 40 ? 0 : i) + 1) * 24)),
+      p: Array.from(ps.data.subarray(i * 24, (i + 1) * 24)),
+    }))
+    return writeRows(dir, rows)
+  }
+
+  it.each(['exact', 'hnsw'] as const)('shards do not depend on the query block size when some rows have many siblings (%s)', async (search) => {
+    const dir = await tempDir()
+    const inputs = await crowded(dir)
+    const a = await mineNegatives({ ...inputs, out: path.join(dir, 'a'), search, queryBlockRows: 1 })
+    const b = await mineNegatives({ ...inputs, out: path.join(dir, 'b'), search, queryBlockRows: 512 })
+    expect(b.manifest.shards.map((s) => s.sha256)).toEqual(a.manifest.shards.map((s) => s.sha256))
+    expect(b.summary.falseNegatives).toBe(a.summary.falseNegatives)
+    expect(a.summary.siblingPositivesExcluded).toBe(40 * 39)
+  })
+
+  it("--keep-filtered names the rule from the anchor's ceiling under --margin-anchor lowest", async () => {
+    // Query 0's rows: own positives 0.8 and 0.75, so the anchor is 0.75; with --relative-margin 0.1
+    // its ceiling is min(0.85, 0.675) = 0.675. 'answer 0' (0.87) is above both bounds (margin),
+    // a candidate at 0.70 only above 0.675 (relative_margin), though under 0.8 x 0.9 = 0.72.
+    const dir = await tempDir()
+    const rows = siblingRows()
+    rows[7] = { ...rows[7]!, p: vec({ 0: 0.7, 12: Math.sqrt(1 - 0.49) }) }
+    const { summary } = await mineNegatives({ ...(await writeRows(dir, rows)), out: path.join(dir, 'out'), k: 4, search: 'exact', marginAnchor: 'lowest', relativeMargin: 0.1, keepFiltered: 4 })
+    const mined = await rowsOf(path.join(dir, 'out'))
+    expect(mined[0]!.filtered?.map((f) => [f.text, f.rule])).toEqual([['answer 0', 'margin'], [rows[7]!.positive, 'relative_margin']])
+    expect(summary.groups['']?.falseNegativesByRule.other).toBeGreaterThan(0)
+  })
+})
+
 describe('siblings in runs with images', () => {
   it.each(['exact', 'hnsw'] as const)('are rows with the same instruction over the same picture (by content), never the same instruction over another (%s)', async (search) => {
     const dir = await tempDir()

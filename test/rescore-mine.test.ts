@@ -113,6 +113,17 @@ describe('mining with a rescorer', () => {
     }
   })
 
+  it('validate checks the rescorer\'s order, not the embedding\'s, under --rescore-rank rescore', async () => {
+    const { validateShards } = await import('../src/index.js')
+    const dir = await tempDir()
+    const inputs = await snli(dir, 60)
+    const out = path.join(dir, 'out')
+    await mineNegatives({ ...inputs, out, k: 4, ...rescoreOptions(), rescoreRank: 'rescore' })
+    const clean = await validateShards({ shards: out })
+    expect(clean.checks.find((c) => c.code === 'V_SCORES_UNSORTED')).toMatchObject({ status: 'ran', count: 0 })
+    expect(clean.findings.filter((f) => f.severity === 'error')).toEqual([])
+  })
+
   it('the layouts carry the rescorer\'s scores: unime-v2 and flagembedding', async () => {
     const dir = await tempDir()
     const inputs = await snli(dir, 40)
@@ -147,6 +158,32 @@ describe('hardneg report on a rescored run', () => {
     expect(first.posRescore).toBe(row.posRescore)
     expect(first.negatives.map((n) => n.rescore)).toEqual(row.negRescores)
     expect(html).toContain(`${manifest.rescore!.counts.pairsScored.toLocaleString('en-US')} pairs scored`)
+  })
+})
+
+describe('siblings and the rescorer', () => {
+  it('sends each distinct (query, candidate) once, however many sibling rows share the query', async () => {
+    const dir = await tempDir()
+    const rows = snliRows.slice(0, 50).flatMap((r, i) => [[r.sent0!, r.sent1!], [r.sent0!, snliRows[100 + i]!.sent1!]])
+    await writeCsv(path.join(dir, 'pairs.csv'), ['query', 'positive'], rows)
+    const { loadEmbeddingMatrix } = await import('../src/index.js')
+    const order = Int32Array.from(rows.map((_, i) => Math.floor(i / 2)))
+    const positives = Int32Array.from(rows.map((_, i) => (i % 2 === 0 ? Math.floor(i / 2) : 100 + Math.floor(i / 2))))
+    const q = await loadEmbeddingMatrix({ file: SNLI_INPUTS.queryEmbeddings, rows: order, normalize: false })
+    const p = await loadEmbeddingMatrix({ file: SNLI_INPUTS.positiveEmbeddings, rows: positives, normalize: false })
+    await writeNpy(path.join(dir, 'q.npy'), { rows: rows.length, dim: q.dim, data: q.data })
+    await writeNpy(path.join(dir, 'p.npy'), { rows: rows.length, dim: p.dim, data: p.data })
+    const { manifest, summary } = await mineNegatives({
+      pairs: path.join(dir, 'pairs.csv'), queryEmbeddings: path.join(dir, 'q.npy'), positiveEmbeddings: path.join(dir, 'p.npy'),
+      // The lowest anchor gives both rows of a query one ceiling, so one ranking of survivors.
+      out: path.join(dir, 'out'), k: 3, marginAnchor: 'lowest', ...rescoreOptions(), rescoreTop: 10,
+    })
+    expect(summary.multiPositiveQueries).toBe(50)
+    const c = manifest.rescore!.counts
+    // Two sibling rows of a query share their 10 candidates and differ in their positives: 11 pairs
+    // each, 12 distinct per query.
+    expect(c.pairsScored).toBe(100 * 11)
+    expect(c.sent).toBe(50 * 12)
   })
 })
 
@@ -246,6 +283,10 @@ describe('images and errors', () => {
 
   it.each([
     [['--rescore-api', 'tei-rerank'], 'rescore options given without rescoreUrl, expected --rescore-url with them'],
+    [['--rescore-raw-scores'], 'rescore options given without rescoreUrl, expected --rescore-url with them'],
+    [['--rescore-url', 'gpu1:8080', '--rescore-api', 'tei-rerank'], "--rescore-url 'gpu1:8080': protocol gpu1:, expected an http:// or https:// URL such as http://gpu1:8080"],
+    [['--rescore-url', 'http://x', '--rescore-api', 'tei-rerank', '--rescore-api-key-env', 'HARDNEG_TEST_UNSET_KEY'], '--rescore-api-key-env HARDNEG_TEST_UNSET_KEY: the variable is not set, expected the API key in it'],
+    [['--rescore-url', 'http://x', '--rescore-api', 'tei-rerank', '--rescore-top', '20', '--range', '30:40'], 'rescoreTop: 20 rescored candidates cannot reach the rank window 30:40, expected --rescore-top 38 or more'],
     [['--rescore-url', 'http://x'], 'rescoreApi: missing, expected one of tei-rerank, cohere-rerank, vllm-score, chat-judge with --rescore-url'],
   ])('%j exits 2 with one line', async (flags, message) => {
     const dir = await tempDir()

@@ -45,10 +45,12 @@ describe('the rule', () => {
     // Positive 0.6; candidates (in embedding order) 0.3, 0.65, 0.1, 0.5, 0.595.
     const scores = [0.6, 0.3, 0.65, 0.1, 0.5, 0.595]
     expect(decideRescore(scores, { top: 50, margin: 0.01, rank: 'embedding' })).toEqual({
-      posScore: 0.6, scores: [0.3, 0.65, 0.1, 0.5, 0.595], kept: [0, 2, 3], removed: [1, 4], positiveOutranked: true,
+      posScore: 0.6, scores: [0.3, 0.65, 0.1, 0.5, 0.595], kept: [0, 2, 3], removed: [1, 4], positiveOutranked: true, positiveLow: false,
     })
     expect(decideRescore(scores, { top: 50, margin: 0.01, rank: 'rescore' }).kept).toEqual([3, 0, 2])
     expect(decideRescore([0.9, 0.2, 0.1], { top: 50, margin: 0.01, rank: 'embedding' }).positiveOutranked).toBe(false)
+    // UniME-V2's example: r(pos) 0.008, candidates about 0.004: all above 0.008 - 0.01, all removed.
+    expect(decideRescore([0.008, 0.004, 0.0041, 0.0039], { top: 50, margin: 0.01, rank: 'embedding' })).toMatchObject({ kept: [], removed: [0, 1, 2], positiveOutranked: false, positiveLow: true })
   })
 })
 

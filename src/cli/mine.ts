@@ -284,7 +284,8 @@ export function formatSummary({ out, manifest, summary }: MineResult): string {
     const n = (x: number): string => x.toLocaleString('en-US')
     lines.push(
       `  rescored by ${r.identity.api} ${r.identity.model} (${r.identity.scoreSpace}): ${n(r.counts.pairsScored)} pairs, ${n(r.counts.cacheHits)} from the cache, ` +
-        `${n(r.counts.requests)} requests, ${n(r.counts.retries)} retries; false negatives it removed: ${n(summary.falseNegativesByRule.rescore ?? 0)}; rows whose positive it outranked: ${n(r.counts.positiveOutranked)}`,
+        `${n(r.counts.requests)} requests, ${n(r.counts.retries)} retries; false negatives it removed: ${n(summary.falseNegativesByRule.rescore ?? 0)}; rows whose positive it outranked: ${n(r.counts.positiveOutranked)}, ` +
+        `so low that every candidate was removed: ${n(r.counts.positiveLow)}`,
     )
   }
   if (summary.sweep) {

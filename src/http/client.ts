@@ -27,6 +27,7 @@ export interface HttpClientOptions {
   random?: () => number // jitter source in [0, 1) (default Math.random)
   sleep?: (ms: number) => Promise<void> // how waits are made; tests pass a fake clock (default setTimeout)
   onRetry?: (event: RetryEvent) => void // called before each retry wait
+  flag?: string // the option that gave the URL, for messages (default '--server')
 }
 
 /** One retry about to happen. */
@@ -92,10 +93,10 @@ export class HttpError extends HardnegError {
  * The API key held by environment variable `variable`; E_BAD_OPTION when it is unset or
  * empty (the key itself never appears in a message).
  */
-export function apiKeyFromEnv(variable: string, env: NodeJS.ProcessEnv = process.env): string {
+export function apiKeyFromEnv(variable: string, env: NodeJS.ProcessEnv = process.env, flag = '--api-key-env'): string {
   const key = env[variable]
   if (key === undefined || key.trim() === '') {
-    throw new HardnegError('E_BAD_OPTION', `--api-key-env ${variable}: the variable is ${key === undefined ? 'not set' : 'empty'}, expected the API key in it`)
+    throw new HardnegError('E_BAD_OPTION', `${flag} ${variable}: the variable is ${key === undefined ? 'not set' : 'empty'}, expected the API key in it`)
   }
   return key.trim()
 }
@@ -117,7 +118,7 @@ const BODY_EXCERPT = 240
 export class HttpClient {
   readonly baseUrl: string // without a trailing slash
   readonly stats: HttpStats = { requests: 0, retries: 0, failed: 0 }
-  private readonly options: Required<Omit<HttpClientOptions, 'apiKey' | 'onRetry' | 'headers'>> & Pick<HttpClientOptions, 'onRetry'>
+  private readonly options: Required<Omit<HttpClientOptions, 'apiKey' | 'onRetry' | 'headers' | 'flag'>> & Pick<HttpClientOptions, 'onRetry'>
   private readonly headers: Record<string, string>
   private active = 0
   private readonly waiting: (() => void)[] = []
@@ -128,10 +129,10 @@ export class HttpClient {
     try {
       url = new URL(options.baseUrl)
     } catch {
-      throw new HardnegError('E_BAD_OPTION', `--server '${options.baseUrl}': not a URL, expected e.g. http://localhost:8000/v1`)
+      throw new HardnegError('E_BAD_OPTION', `${options.flag ?? '--server'} '${options.baseUrl}': not a URL, expected e.g. http://localhost:8000/v1`)
     }
     if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-      throw new HardnegError('E_BAD_OPTION', `--server '${options.baseUrl}': protocol ${url.protocol}, expected http: or https:`)
+      throw new HardnegError('E_BAD_OPTION', `${options.flag ?? '--server'} '${options.baseUrl}': protocol ${url.protocol}, expected http: or https:`)
     }
     this.baseUrl = options.baseUrl.replace(/\/+$/, '')
     for (const [name, value] of Object.entries({ timeoutMs: options.timeoutMs, maxAttempts: options.maxAttempts, concurrency: options.concurrency })) {

@@ -91,6 +91,10 @@ export function resolveOptions(options: MineOptions): ResolvedOptions {
       throw new HardnegError('E_BAD_OPTION',
         "pad: 'none' leaves rows with fewer than k negatives, which outputFormat 'sentence-transformers' cannot hold (one column per negative); expected pad 'repeat' or 'drop'")
     }
+    if (outputFormat === 'flagembedding' && select.pad === 'none') {
+      throw new HardnegError('E_BAD_OPTION',
+        "pad: 'none' can leave a row without negatives, which FlagEmbedding's loader cannot read (it divides by the number of negatives); expected pad 'repeat' or 'drop' with outputFormat 'flagembedding'")
+    }
     if (keepFiltered > 0) {
       throw new HardnegError('E_BAD_OPTION', `keepFiltered: ${keepFiltered}, not available with outputFormat '${outputFormat}', expected 0 (its readers take only its own fields)`)
     }

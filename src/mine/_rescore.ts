@@ -16,7 +16,7 @@ import { rescoreRows } from '../rescore/stage.js'
 import type { FalseNegativeCounts, MinedRow, PairRecord } from '../types.js'
 import type { MineOptions, ProgressEvent } from './mine.js'
 import type { QueryOutcome } from './negatives.js'
-import type { SelectOptions, SelectOutcome } from './select.js'
+import { candidatesNeeded, type SelectOptions, type SelectOutcome } from './select.js'
 
 /** The rescore cache's default name inside `--out`; it survives `--overwrite`. */
 export const RESCORE_CACHE_FILE = '.hardneg-rescore-cache.bin'
@@ -27,12 +27,12 @@ export interface RescoreRecord {
   identity: RescorerIdentity // api, model, score space (the cache's key)
   rule: RescoreRule // top, margin, max score, rank
   cache: string // the cache file
-  counts: RescoreStats & { positiveOutranked: number } // pairs scored, cache hits, pairs sent, requests, retries, halvings; rows whose positive a rescored candidate outscored
+  counts: RescoreStats & { positiveOutranked: number; positiveLow: number } // pairs scored, cache hits, pairs sent, requests, retries, halvings; rows whose positive a rescored candidate outscored; rows whose r(pos) is so low the rule removed every rescored candidate
 }
 
 /** The rule from the options, checked; undefined when the run does not rescore. */
 export function rescoreRuleOf(options: MineOptions): RescoreRule | undefined {
-  const named = [options.rescoreApi, options.rescoreModel, options.rescoreTop, options.rescoreMargin, options.rescoreMaxScore, options.rescoreRank, options.rescoreBatch, options.rescoreConcurrency, options.rescoreCache, options.judgePrompt, options.rescoreTimeout, options.rescoreMaxAttempts]
+  const named = [options.rescoreApi, options.rescoreModel, options.rescoreTop, options.rescoreMargin, options.rescoreMaxScore, options.rescoreRank, options.rescoreBatch, options.rescoreConcurrency, options.rescoreCache, options.judgePrompt, options.rescoreTimeout, options.rescoreMaxAttempts, options.rescoreApiKeyEnv, options.rescoreRawScores]
   if (options.rescoreUrl === undefined) {
     if (named.some((v) => v !== undefined)) throw new HardnegError('E_BAD_OPTION', 'rescore options given without rescoreUrl, expected --rescore-url with them')
     return undefined
@@ -40,6 +40,17 @@ export function rescoreRuleOf(options: MineOptions): RescoreRule | undefined {
   if (options.rescoreApi === undefined || !RESCORE_APIS.includes(options.rescoreApi)) {
     throw new HardnegError('E_BAD_OPTION', `rescoreApi: ${options.rescoreApi === undefined ? 'missing' : `'${String(options.rescoreApi)}'`}, expected one of ${RESCORE_APIS.join(', ')} with --rescore-url`)
   }
+  // Checked now, before inputs and images are hashed: a typo should cost nothing.
+  let url: URL | undefined
+  try {
+    url = new URL(options.rescoreUrl)
+  } catch {
+    url = undefined
+  }
+  if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:')) {
+    throw new HardnegError('E_BAD_OPTION', `--rescore-url '${options.rescoreUrl}': ${url === undefined ? 'not a URL' : `protocol ${url.protocol}`}, expected an http:// or https:// URL such as http://gpu1:8080`)
+  }
+  if (options.rescoreApiKeyEnv !== undefined) apiKeyFromEnv(options.rescoreApiKeyEnv, process.env, '--rescore-api-key-env')
   const rule: RescoreRule = {
     top: options.rescoreTop ?? 50,
     margin: options.rescoreMargin ?? 0.01,
@@ -48,6 +59,16 @@ export function rescoreRuleOf(options: MineOptions): RescoreRule | undefined {
   }
   checkRescoreRule(rule)
   return rule
+}
+
+/** Rejects a rank window the rescored survivors can never reach. */
+export function checkRescoreWindow(select: SelectOptions, rule: RescoreRule): void {
+  // Negatives come only from the rescored survivors, ranks 0 .. top - 1.
+  if (select.range !== undefined && select.range[0] >= rule.top) {
+    const need = Math.min(candidatesNeeded(select), select.range[0] + select.k)
+    throw new HardnegError('E_BAD_OPTION',
+      `rescoreTop: ${rule.top} rescored candidates cannot reach the rank window ${select.range[0]}:${select.range[1]}, expected --rescore-top ${need} or more`)
+  }
 }
 
 /** The embedding stage's selection when rescoring: its top N survivors, in order, unpadded. */
@@ -69,6 +90,7 @@ export function checkRescoreImages(api: RescoreApi, pairs: readonly PairRecord[]
 export class RescoreRun {
   private readonly pending = new Map<MinedRow, { pair: PairRecord; removed: FalseNegativeCounts; query: QueryOutcome }>()
   private positiveOutranked = 0
+  private positiveLow = 0
 
   private constructor(
     private readonly rescorer: Rescorer,
@@ -96,7 +118,7 @@ export class RescoreRun {
       ...(options.rescoreConcurrency !== undefined ? { concurrency: options.rescoreConcurrency } : {}),
       ...(options.rescoreRawScores === true ? { rawScores: true } : {}),
       ...(prompt !== undefined ? { prompt } : {}),
-      ...(options.rescoreApiKeyEnv !== undefined ? { apiKey: apiKeyFromEnv(options.rescoreApiKeyEnv) } : {}),
+      ...(options.rescoreApiKeyEnv !== undefined ? { apiKey: apiKeyFromEnv(options.rescoreApiKeyEnv, process.env, '--rescore-api-key-env') } : {}),
       http: {
         ...(options.rescoreTimeout !== undefined ? { timeoutMs: Math.round(options.rescoreTimeout * 1000) } : {}),
         ...(options.rescoreMaxAttempts !== undefined ? { maxAttempts: options.rescoreMaxAttempts } : {}),
@@ -146,6 +168,7 @@ export class RescoreRun {
         const { pair, removed, query } = info(input)
         this.pending.delete(input)
         if (decision.positiveOutranked) this.positiveOutranked++
+        if (decision.positiveLow) this.positiveLow++
         const counts = { ...removed, rescore: decision.removed.length }
         record(pair, row, outcome, counts, { ...query, removed: counts })
       },
@@ -155,7 +178,7 @@ export class RescoreRun {
 
   /** What the manifest records; call after the rows are written. */
   record(): RescoreRecord {
-    return { url: this.rescorer.url, identity: this.rescorer.identity, rule: this.rule, cache: this.cacheFile, counts: { ...this.rescorer.stats, positiveOutranked: this.positiveOutranked } }
+    return { url: this.rescorer.url, identity: this.rescorer.identity, rule: this.rule, cache: this.cacheFile, counts: { ...this.rescorer.stats, positiveOutranked: this.positiveOutranked, positiveLow: this.positiveLow } }
   }
 
   close(): Promise<void> {

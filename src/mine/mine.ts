@@ -16,7 +16,7 @@ import { composeManifest, describeInput, writeManifest, type Manifest, type Mani
 import { mineGroup, type HnswParams, type MarginAnchor, type MineGroupOptions, type SearchMethod } from './negatives.js'
 import { effectiveOptions, pick, resolveOptions } from './_options.js'
 import type { GroupSize, RunRole } from './role.js'
-import { candidateSelect, checkRescoreImages, rescoreRuleOf, RescoreRun } from './_rescore.js'
+import { candidateSelect, checkRescoreImages, checkRescoreWindow, rescoreRuleOf, RescoreRun } from './_rescore.js'
 import type { RescoreApi } from '../rescore/rescore.js'
 import { abandonOutput, commitOutput, openOutput } from '../output/output.js'
 import type { PairsFormat, PresetName } from '../pairs/pairs.js'
@@ -148,6 +148,7 @@ export async function runMining<R>(options: MineOptions, role?: RunRole<R>): Pro
   }
   const { rules, select, method, outputFormat, onBadImage, imageDupDistance, keepFiltered, marginAnchor, sweep, pairFiles, queryFiles, positiveFiles } = resolveOptions(options)
   const rescoreRule = rescoreRuleOf(options)
+  if (rescoreRule !== undefined) checkRescoreWindow(select, rescoreRule)
 
   // Inputs: headers first, so a shape error costs nothing.
   let t = performance.now()

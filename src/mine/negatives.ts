@@ -67,6 +67,7 @@ export interface MineGroupOptions {
 export interface SearchedQuery {
   pair: PairRecord // the query's pair
   posScore: number // sim(query, positive)
+  anchor: number // the positive score its margins are measured from (posScore, or the lowest sibling positive's with marginAnchor 'lowest')
   siblingPositives: number // labeled positives of sibling rows left out of its pool besides its own
   result: SearchResult // its candidates from the search, best first (pool indices of the whole pool)
 }
@@ -162,6 +163,7 @@ export async function* searchGroup(options: MineGroupOptions): AsyncGenerator<[S
         excludeWidth: width,
       }
       const posScores = new Float32Array(rows)
+      const anchors = new Float32Array(rows) // the score each row's margins are measured from
       for (let i = 0; i < rows; i++) {
         posScores[i] = dotRows(queries.data, start + i, positives.data, start + i, dim)
         const own = excluded[i]?.own
@@ -171,6 +173,7 @@ export async function* searchGroup(options: MineGroupOptions): AsyncGenerator<[S
             if (c !== own) anchor = Math.min(anchor, dotRows(queries.data, start + i, poolVectors.data, c, dim))
           }
         }
+        anchors[i] = anchor
         batch.caps[i] = scoreCeiling(anchor, rules)
         if (batch.marginCaps) batch.marginCaps[i] = scoreCeiling(anchor, { threshold: rules.threshold })
         sweep.forEach((threshold, j) => {
@@ -183,6 +186,7 @@ export async function* searchGroup(options: MineGroupOptions): AsyncGenerator<[S
         const query: SearchedQuery = {
           pair: pairs[start + i] as PairRecord,
           posScore: posScores[i] as number,
+          anchor: anchors[i] as number,
           siblingPositives: excluded[i]?.siblings ?? 0,
           result: results[i] as SearchResult,
         }
@@ -218,7 +222,7 @@ export async function finishQuery(query: SearchedQuery, deeper: SearchDeeper, op
   counts.other = result.removed - result.removedByMargin
   const { picks, outcome } = selectNegatives(eligibleCount(result.score, select), pair.row, select)
   const row = outcome === 'dropped' ? null : toRow(pair, posScore, result, picks, pool, counts, options.images ?? false)
-  if (row && keepFiltered > 0) row.filtered = filteredOf(result.filtered, duplicatesMet, posScore, rules, pool, keepFiltered, options.images ?? false)
+  if (row && keepFiltered > 0) row.filtered = filteredOf(result.filtered, duplicatesMet, query.anchor, rules, pool, keepFiltered, options.images ?? false)
   return {
     row,
     outcome,
@@ -365,7 +369,7 @@ function toRow(
 function filteredOf(
   removed: SearchResult['filtered'],
   duplicates: readonly Duplicate[],
-  posScore: number,
+  posScore: number, // the score the row's margins are measured from (its own positive's, or the anchor)
   rules: FalseNegativeRules,
   pool: CandidatePool,
   keep: number,

@@ -104,13 +104,19 @@ export function collectQueryPositives(pool: CandidatePool, pairs: readonly PairR
   const none: readonly number[] = []
   const keyOf = (pair: PairRecord): string | undefined =>
     pair.query === '' && pair.queryImage === '' ? undefined : pool.identify(pair.query, pair.queryImage)
+  const seen = new Map<string, Set<number>>() // linear in the rows however many share a query
   for (const pair of pairs) {
     const key = keyOf(pair)
     const positive = pool.indexOf.get(pool.identify(pair.positive, pair.positiveImage))
     if (key === undefined || positive === undefined) continue
     const list = byQuery.get(key)
-    if (list === undefined) byQuery.set(key, [positive])
-    else if (!list.includes(positive)) list.push(positive)
+    if (list === undefined) {
+      byQuery.set(key, [positive])
+      seen.set(key, new Set([positive]))
+    } else if (!seen.get(key)?.has(positive)) {
+      list.push(positive)
+      seen.get(key)?.add(positive)
+    }
   }
   let multi = 0
   for (const list of byQuery.values()) if (list.length > 1) multi++
@@ -137,6 +143,6 @@ export function exclusionsOf(pool: CandidatePool, pair: PairRecord, labeled?: Qu
   if (own !== undefined) indices.push(own)
   if (query !== undefined && query !== own) indices.push(query)
   const base = indices.length
-  for (const c of labeled?.positivesOf(pair) ?? []) if (!indices.includes(c)) indices.push(c)
+  for (const c of labeled?.positivesOf(pair) ?? []) if (c !== own && c !== query) indices.push(c)
   return { indices, own: own ?? -1, siblings: indices.length - base }
 }

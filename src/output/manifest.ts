@@ -43,7 +43,7 @@ export interface ManifestRescore {
   identity: { api: string; model: string; scoreSpace: string; rawScores?: boolean; promptSha256?: string } // what the scores are (the cache's key)
   rule: { top: number; margin: number; maxScore?: number; rank: 'embedding' | 'rescore' } // the rule applied
   cache: string // the score cache file
-  counts: { pairsScored: number; cacheHits: number; sent: number; requests: number; retries: number; batchHalvings: number; positiveOutranked: number } // pairs scored (cache hits among them), pairs sent, HTTP attempts and retries, batch halvings, rows whose positive a rescored candidate outscored
+  counts: { pairsScored: number; cacheHits: number; sent: number; requests: number; retries: number; batchHalvings: number; positiveOutranked: number; positiveLow: number } // pairs scored (cache hits among them), pairs sent, HTTP attempts and retries, batch halvings, rows whose positive a rescored candidate outscored, rows whose r(pos) is below every rescored candidate's score + margin (all removed)
 }
 
 export interface Manifest {

@@ -87,7 +87,7 @@ export async function createRescorer(options: RescorerOptions): Promise<Rescorer
     throw new HardnegError('E_BAD_OPTION', (err as Error).message)
   }
   const root = options.url.replace(/\/+$/, '').replace(/\/v1$/, '')
-  const http = new HttpClient({ ...options.http, baseUrl: root, concurrency: options.concurrency ?? 4, ...(options.apiKey !== undefined ? { apiKey: options.apiKey } : {}) })
+  const http = new HttpClient({ flag: '--rescore-url', ...options.http, baseUrl: root, concurrency: options.concurrency ?? 4, ...(options.apiKey !== undefined ? { apiKey: options.apiKey } : {}) })
   let cache: ScoreCache | undefined
   try {
     const model = options.model ?? (await servedModel(http, options.api))
@@ -168,10 +168,12 @@ class HttpRescorer implements Rescorer {
     const out = requests.map((r) => new Array<number>(r.candidates.length).fill(Number.NaN))
     let done = 0
     const jobs: (() => Promise<void>)[] = []
+    // One send per distinct (query, candidate) over the whole call: sibling rows share their
+    // query and most candidates, and each pair's one answer goes to every place it stands.
+    const queued = new Map<string, [number, number][]>()
     for (const [q, request] of requests.entries()) {
       const qKey = sideKey(request.query)
       const missing: { at: number; key: CacheKey; memo: string }[] = []
-      const queued = new Map<string, number[]>() // one send per distinct candidate of this query
       request.candidates.forEach((candidate, at) => {
         this.stats.pairsScored++
         const cKey = sideKey(candidate)
@@ -185,9 +187,9 @@ class HttpRescorer implements Rescorer {
           return
         }
         const same = queued.get(memo)
-        if (same) same.push(at)
+        if (same) same.push([q, at])
         else {
-          queued.set(memo, [at])
+          queued.set(memo, [[q, at]])
           missing.push({ at, key, memo })
         }
       })
@@ -198,7 +200,7 @@ class HttpRescorer implements Rescorer {
             const s = scores[i] as number
             if (this.cache) this.cache.put(m.key, s)
             else this.memory.set(m.memo, s)
-            for (const at of queued.get(m.memo) ?? []) out[q]![at] = s
+            for (const [qq, at] of queued.get(m.memo) ?? []) out[qq]![at] = s
             done += queued.get(m.memo)?.length ?? 1
           })
           onPairs?.(done)
@@ -291,6 +293,7 @@ export interface RescoreDecision {
   kept: number[] // positions (into the candidates) of the survivors, in the order negatives are taken
   removed: number[] // positions the rule removed, in input order
   positiveOutranked: boolean // some rescored candidate scores above the positive: the pair may be noise
+  positiveLow: boolean // r(pos) is so low that every rescored candidate scores above r(pos) - margin: the rule removes them all (UniME-V2's rule cannot hold there)
 }
 
 /** Applies the rule to one query's scores: `scores[0]` is the positive's, the rest its candidates'. */
@@ -300,7 +303,11 @@ export function decideRescore(scores: readonly number[], rule: RescoreRule): Res
   const removed: number[] = []
   rest.forEach((s, i) => (isRescoreFalseNegative(s, posScore, rule) ? removed : kept).push(i))
   if (rule.rank === 'rescore') kept.sort((a, b) => (rest[b] as number) - (rest[a] as number) || a - b)
-  return { posScore, scores: rest, kept, removed, positiveOutranked: rest.some((s) => s > posScore) }
+  return {
+    posScore, scores: rest, kept, removed,
+    positiveOutranked: rest.some((s) => s > posScore),
+    positiveLow: rest.length > 0 && rest.every((s) => s > posScore - rule.margin),
+  }
 }
 
 /**

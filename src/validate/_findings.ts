@@ -95,6 +95,7 @@ export interface CheckResult {
   status: 'ran' | 'skipped' // skipped: the check applied but could not run (the reason says why)
   reason?: string // why it was skipped
   count: number // findings of this code, including those beyond maxFindings
+  totalled?: true // the count is of rows, reported as one finding with the total (not findings left out)
 }
 
 /** What {@link validateDataset} and {@link validateShards} return. */
@@ -115,6 +116,7 @@ export class FindingLog {
   private readonly findings: Finding[] = []
   private readonly counts = new Map<FindingCode, number>()
   private readonly skips = new Map<FindingCode, string>()
+  private readonly totalled = new Set<FindingCode>()
 
   constructor(readonly maxFindings: number) {}
 
@@ -158,6 +160,7 @@ export class FindingLog {
     const before = this.counts.get(code) ?? 0
     this.add(code, place, detail)
     this.counts.set(code, before + count)
+    this.totalled.add(code)
   }
 
   /** Findings of `code` so far, including those beyond the cap. */
@@ -171,7 +174,7 @@ export class FindingLog {
     for (const [code, spec] of Object.entries(CHECKS) as [FindingCode, CheckSpec][]) {
       const count = this.counts.get(code)
       const reason = this.skips.get(code)
-      if (count !== undefined) checks.push({ code, ...spec, status: 'ran', count })
+      if (count !== undefined) checks.push({ code, ...spec, status: 'ran', count, ...(this.totalled.has(code) ? { totalled: true as const } : {}) })
       else if (reason !== undefined) checks.push({ code, ...spec, status: 'skipped', reason, count: 0 })
     }
     return { findings: [...this.findings], checks }

@@ -55,7 +55,7 @@ function formatText(report: ValidationReport, failOn: Severity | 'none', shown: 
     lines.push(`${c.severity.padEnd(7)} ${c.code} (${c.count.toLocaleString('en-US')}): ${c.title}`)
     const kept = byCode.get(c.code) ?? []
     for (const f of kept.slice(0, shown)) lines.push(`  ${f.message}`)
-    const more = c.count - Math.min(shown, kept.length)
+    const more = c.totalled ? 0 : c.count - Math.min(shown, kept.length)
     if (more > 0) lines.push(`  ... ${more.toLocaleString('en-US')} more${kept.length > shown ? ' (--format json lists up to --max-findings per code)' : ''}`)
   }
   const skipped = report.checks.filter(c => c.status === 'skipped')
@@ -98,7 +98,7 @@ function formatJunit(report: ValidationReport, failOn: Severity | 'none'): strin
     for (const c of checks) {
       const open = `    <testcase classname="${attr(group)}" name="${attr(c.code)}"`
       const kept = byCode.get(c.code) ?? []
-      const listing = kept.map(x => x.message).join('\n') + (c.count > kept.length ? `\n... ${c.count - kept.length} more` : '')
+      const listing = kept.map(x => x.message).join('\n') + (c.count > kept.length && !c.totalled ? `\n... ${c.count - kept.length} more` : '')
       if (c.status === 'skipped') {
         out.push(`${open}>`, `      <skipped message="${attr(c.reason ?? '')}"/>`, '    </testcase>')
       } else if (fails(c)) {

@@ -29,6 +29,7 @@ export interface MinedFields {
   negScores: number[]
   nValid: number
   images?: { query: string; positive: string; negatives: string[] } // image paths of a run with images ('' = none)
+  negRescores?: number[] // a run with --rescore-url: the rescorer's score of each negative
 }
 
 /** A row drawn for rescoring, with its place. */
@@ -78,7 +79,7 @@ export async function checkMinedRows(set: ShardSet, options: MinedRowsCheckOptio
     const names = new Set(shard.metadata.schema.map(e => e.name))
     const imageColumns = options.images === undefined ? [] : IMAGE_COLUMNS.filter(([name]) => names.has(name))
     // A run with images identifies candidates by (text, image); read its image columns whenever they are there.
-    const columns = [...COLUMNS, ...IMAGE_COLUMN_NAMES.filter(name => names.has(name))]
+    const columns = [...COLUMNS, ...IMAGE_COLUMN_NAMES.filter(name => names.has(name)), ...(names.has('neg_rescores') ? ['neg_rescores'] : [])]
     let start = 0
     for (const group of shard.metadata.row_groups) {
       const end = start + Number(group.num_rows)
@@ -146,6 +147,8 @@ async function labeledPositives(set: ShardSet, total: number): Promise<HashIndex
     const rows = await parquetReadObjects({ file: shard.buffer, metadata: shard.metadata, columns, compressors })
     for (const [i, r] of rows.entries()) {
       const side = (text: unknown, image: unknown): string => (images ? `${String(text)}\u0000${String(image)}` : String(text))
+      // A row with neither query text nor query image has no query identity, so no siblings (as in mining).
+      if (String(r.query) === '' && (!images || String(r.query_image) === '')) continue
       labels.putIfAbsent(hashTexts(String(r.group), side(r.query, r.query_image), side(r.positive, r.pos_image)), offset + i)
     }
     offset += shard.rows
@@ -224,9 +227,10 @@ function readFields(raw: Record<string, unknown>, place: FindingPlace, log: Find
     }
     images = { query: raw.query_image as string, positive: raw.pos_image as string, negatives: negImages as string[] }
   }
+  const rescores = Array.isArray(raw.neg_rescores) && raw.neg_rescores.every(v => typeof v === 'number') ? raw.neg_rescores as number[] : undefined
   return {
     id: raw.id as string, query: raw.query as string, positive: raw.positive as string, group: raw.group as string,
-    posScore: raw.pos_score as number, negatives, negIds, negScores, nValid, ...(images ? { images } : {}),
+    posScore: raw.pos_score as number, negatives, negIds, negScores, nValid, ...(images ? { images } : {}), ...(rescores ? { negRescores: rescores } : {}),
   }
 }
 
@@ -280,7 +284,7 @@ function checkRow(r: MinedFields, place: FindingPlace, set: ShardSet, forbid: Fo
       log.add('V_NEG_IS_POSITIVE', place, () => `negative ${i} is the positive ${shown(i)}, expected another ${r.images ? 'candidate' : 'text'}`)
     } else if (key === query) {
       log.add('V_NEG_IS_QUERY', place, () => `negative ${i} is the query ${shown(i)}, expected another ${r.images ? 'candidate' : 'text'}`)
-    } else if (labeled.get(hashTexts(r.group, query, key)) >= 0) {
+    } else if ((r.query !== '' || (r.images?.query ?? '') !== '') && labeled.get(hashTexts(r.group, query, key)) >= 0) {
       const first = labeled.get(hashTexts(r.group, query, key))
       log.add('V_NEG_IS_LABELED_POSITIVE', place, () => `negative ${i} ${shown(i)} is a labeled positive of this row's query (the positive of ${locate(set, first)}), expected a candidate no row of the query labels`)
     } else if (textOnly && normalisedPositive !== '' && normaliseText(text) === normalisedPositive) {
@@ -304,10 +308,13 @@ function checkRow(r: MinedFields, place: FindingPlace, set: ShardSet, forbid: Fo
         log.add('V_SCORE_ABOVE_MARGIN', place, `neg_scores[${over}] is ${fmt(negScores[over]!)}, expected at most the ceiling ${fmt(ceiling)} = ${formula}`)
       }
     }
-    for (let i = 1; i < Math.min(nValid, n); i++) {
-      if (negScores[i]! > negScores[i - 1]!) {
-        const mode = selection === undefined ? '' : ` (sampling ${selection.sampling} writes ranks in order)`
-        log.add('V_SCORES_UNSORTED', place, `neg_scores[${i}] ${fmt(negScores[i]!)} is above neg_scores[${i - 1}] ${fmt(negScores[i - 1]!)}, expected descending scores over the first n_valid = ${nValid}${mode}`)
+    // A run with --rescore-rank rescore orders its negatives by the rescorer's scores, not the embedding's.
+    const byRescore = (set.manifest as { rescore?: { rule?: { rank?: unknown } } } | undefined)?.rescore?.rule?.rank === 'rescore'
+    const [order, column] = byRescore ? [r.negRescores ?? [], 'neg_rescores'] : [negScores, 'neg_scores']
+    for (let i = 1; i < Math.min(nValid, order.length); i++) {
+      if (order[i]! > order[i - 1]!) {
+        const mode = byRescore ? ' (--rescore-rank rescore writes the survivors in the rescorer\'s order)' : selection === undefined ? '' : ` (sampling ${selection.sampling} writes ranks in order)`
+        log.add('V_SCORES_UNSORTED', place, `${column}[${i}] ${fmt(order[i]!)} is above ${column}[${i - 1}] ${fmt(order[i - 1]!)}, expected descending scores over the first n_valid = ${nValid}${mode}`)
         break
       }
     }

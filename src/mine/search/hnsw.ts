@@ -72,8 +72,11 @@ export async function createHnswSearcher(options: HnswSearchOptions): Promise<Hn
       const query = Array.from(batch.queries.subarray(i * dim, (i + 1) * dim))
       const cap = batch.caps[i] as number
       const marginCap = batch.marginCaps?.[i] ?? cap
-      const skip = Array.from(batch.exclude.subarray(i * e, (i + 1) * e)).filter((x) => x >= 0)
-      let fetch = Math.min(n, Math.max(2 * (keep + e), 32))
+      const excluded = new Set(Array.from(batch.exclude.subarray(i * e, (i + 1) * e)).filter((x) => x >= 0))
+      const skip = { includes: (c: number): boolean => excluded.has(c) }
+      // The row's own exclusions, never the block's widest: what is fetched for a row must not
+      // depend on which rows share its block (a query without siblings excludes up to 2).
+      let fetch = Math.min(n, Math.max(2 * (keep + Math.max(2, excluded.size)), 32))
       for (;;) {
         index.setEf(Math.max(baseEf, fetch))
         const { neighbors } = index.searchKnn(query, fetch)

@@ -59,7 +59,7 @@ export function mergeTopK(
   offset: number,
   count: number,
   base: number,
-  skip: readonly number[],
+  skip: { includes(local: number): boolean },
   keep: number,
   tags?: Float32Array,
 ): void {
