@@ -18,6 +18,7 @@ export type ErrorCode =
   | 'E_EMPTY' // a dataset with no rows
   | 'E_OUTPUT' // the output directory cannot be used
   | 'E_BAD_IMAGE' // an image a pair refers to is missing or cannot be decoded
+  | 'E_PARTS_INCOMPLETE' // a distributed run's parts are missing, failed, of another run, or do not cover every row once
   | 'E_SERVER' // a remote server refused a request, or kept failing after the bounded retries
   | 'E_BAD_RESPONSE' // a remote server answered with a malformed response (wrong count, dimension, values or order)
 

@@ -68,3 +68,9 @@ export type {
   ValidateDatasetOptions, ValidateShardsOptions, ValidateCommonOptions, ValidationReport, Finding, FindingCode, Severity,
   CheckGroup, CheckResult, CheckSpec, FormatReportOptions, ReportFormat,
 } from './validate/validate.js'
+export { detectWorker, formatIndexList, parseIndexList } from './scale/engine.js'
+export type { WorkerSpec, WorkerFlags, WorkerEngine } from './scale/engine.js'
+export { mineWorkerPart } from './scale/worker.js'
+export type { WorkerResult } from './scale/worker.js'
+export { mergeParts, readPartsStatus, describeIncomplete } from './scale/merge.js'
+export type { MergeOptions, MergeResult, PartsStatus } from './scale/merge.js'

@@ -292,6 +292,19 @@ describe('mine-negatives CLI', () => {
                                           cores)
         --query-block-rows <n>            queries scored per block
         --pool-block-rows <n>             pool rows scored per block (exact)
+        --worker-index <i>                be worker i of a distributed run: mine its
+                                          share, write a part for hardneg merge
+                                          (default: the array index from
+                                          SLURM_ARRAY_TASK_ID, JOB_COMPLETION_INDEX,
+                                          AWS_BATCH_JOB_ARRAY_INDEX or
+                                          BATCH_TASK_INDEX)
+        --worker-count <n>                workers in the run; always pass it (a
+                                          resubmitted Slurm task's environment says 1)
+                                          (default: the array's size from the
+                                          environment)
+        --pool-parts <m>                  also split each group's pool into m parts,
+                                          for pools one worker cannot hold (exact
+                                          search; --worker-count = query shares x m)
         --rescore-url <url>               second stage: a reranker or judge server
                                           (its root URL) that rescores the top
                                           candidates and removes more false negatives
@@ -343,6 +356,9 @@ describe('mine-negatives CLI', () => {
             --query-embeddings q.npy --positive-embeddings p.npy --pos-sim 0.95 --search hnsw
         $ mine --preset mmeb --pairs MMEB-train/*/original.parquet --image-root MMEB-train/images \\
             --query-embeddings qry.npy --positive-embeddings pos.npy --format unime-v2 --out unime/
+        $ sbatch --array=0-3 --wrap 'mine --pairs p.csv --query-embeddings q.npy \\
+            --positive-embeddings p.npy --out shards/ --worker-count 4'
+            4 workers (index from SLURM_ARRAY_TASK_ID), then: hardneg merge --out shards/ (docs/scale.md)
 
       Output: part-NNNNN.parquet shards (id, query, positive, group, pos_score, negatives,
       neg_ids, neg_scores, n_valid, n_false_negatives, carried columns; with images also

@@ -240,6 +240,21 @@ describe('the hash cache', () => {
     expect(warm.images).toEqual(cold.images)
   })
 
+  it('is shared by concurrent writers (the workers of a distributed run): a writer keeps what others wrote since it read, and no writer leaves a broken file', async () => {
+    const { dir, cache, refs } = await cachedDataset()
+    const all = await hashImages(refs, { root: dir })
+    const entries = all.images.map((image) => image as HashedImage)
+    // Worker B read the cache before worker A wrote its three entries; B's write keeps them.
+    await writeImageCache(cache, IMAGE_HASH.id, IMAGE_HASH.bytes, entries.slice(0, 3))
+    await writeImageCache(cache, IMAGE_HASH.id, IMAGE_HASH.bytes, entries.slice(3))
+    expect(await hashImages(refs, { root: dir, cache })).toMatchObject({ decoded: 0, cached: 6, cache: 'loaded' })
+    // Eight at once: whoever wins a race, the file is one writer's whole file (a lost entry is decoded again, once).
+    await Promise.all(Array.from({ length: 8 }, (_, i) => hashImages(refs.slice(i % 6, (i % 6) + 1), { root: dir, cache: path.join(dir, 'race', IMAGE_CACHE_FILE) })))
+    const after = await hashImages(refs, { root: dir, cache: path.join(dir, 'race', IMAGE_CACHE_FILE) })
+    expect(after.cache).toBe('loaded')
+    expect(await readdir(path.join(dir, 'race'))).toEqual([IMAGE_CACHE_FILE])
+  })
+
   it('re-decodes a file whose mtime or size changed, and only that one', async () => {
     const { dir, cache, refs } = await cachedDataset()
     const before = await hashImages(refs, { root: dir, cache })

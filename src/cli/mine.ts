@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { Command, Option } from 'commander'
-import { HardnegError, mineNegatives, type MineOptions, type MineResult } from '../index.js'
+import { detectWorker, HardnegError, mineNegatives, mineWorkerPart, type MineOptions, type MineResult, type WorkerResult, type WorkerSpec } from '../index.js'
 import { choiceArg, intArg, listArg, numberArg, numberListArg, rangeArg } from './_args.js'
 import { createProgress } from './progress.js'
 import { reportAfterMining } from './report.js'
@@ -95,6 +95,9 @@ export function mineCommand(io: CliIO, name = 'mine'): Command {
     .option('--threads <n>', 'threads for exact search (default: all cores)', intArg('--threads', 1))
     .option('--query-block-rows <n>', 'queries scored per block', intArg('--query-block-rows', 1))
     .option('--pool-block-rows <n>', 'pool rows scored per block (exact)', intArg('--pool-block-rows', 1))
+    .option('--worker-index <i>', 'be worker i of a distributed run: mine its share, write a part for hardneg merge (default: the array index from SLURM_ARRAY_TASK_ID, JOB_COMPLETION_INDEX, AWS_BATCH_JOB_ARRAY_INDEX or BATCH_TASK_INDEX)', intArg('--worker-index', 0))
+    .option('--worker-count <n>', "workers in the run; always pass it (a resubmitted Slurm task's environment says 1) (default: the array's size from the environment)", intArg('--worker-count', 1))
+    .option('--pool-parts <m>', "also split each group's pool into m parts, for pools one worker cannot hold (exact search; --worker-count = query shares x m)", intArg('--pool-parts', 1))
     .option('--rescore-url <url>', 'second stage: a reranker or judge server (its root URL) that rescores the top candidates and removes more false negatives (docs/rescore.md)')
     .option('--rescore-api <api>', 'tei-rerank | cohere-rerank | vllm-score | chat-judge (required with --rescore-url)', choiceArg('--rescore-api', ['tei-rerank', 'cohere-rerank', 'vllm-score', 'chat-judge'] as const))
     .option('--rescore-model <name>', "model named in requests (default: TEI's /info model_id, else the only model /v1/models lists)")
@@ -125,6 +128,9 @@ Examples:
       --query-embeddings q.npy --positive-embeddings p.npy --pos-sim 0.95 --search hnsw
   $ ${name} --preset mmeb --pairs MMEB-train/*/original.parquet --image-root MMEB-train/images \\
       --query-embeddings qry.npy --positive-embeddings pos.npy --format unime-v2 --out unime/
+  $ sbatch --array=0-3 --wrap '${name} --pairs p.csv --query-embeddings q.npy \\
+      --positive-embeddings p.npy --out shards/ --worker-count 4'
+      4 workers (index from SLURM_ARRAY_TASK_ID), then: hardneg merge --out shards/ (docs/scale.md)
 
 Output: part-NNNNN.parquet shards (id, query, positive, group, pos_score, negatives,
 neg_ids, neg_scores, n_valid, n_false_negatives, carried columns; with images also
@@ -133,12 +139,13 @@ filtered_scores, filtered_rules (and filtered_images)) and manifest.json, writte
 Exit codes: 0 done, 2 bad input or options, 1 internal error.`,
   )
   cmd.action(async (flags: Record<string, unknown>) => {
-    io.result = await runMine(flags, io)
+    const result = await runMine(flags, io)
+    if (result) io.result = result
   })
   return cmd
 }
 
-async function runMine(flags: Record<string, unknown>, io: CliIO): Promise<MineResult> {
+async function runMine(flags: Record<string, unknown>, io: CliIO): Promise<MineResult | undefined> {
   const str = (k: string): string | undefined => (typeof flags[k] === 'string' ? (flags[k] as string) : undefined)
   const files = (k: string): string[] | undefined => (Array.isArray(flags[k]) ? (flags[k] as string[]) : undefined)
   let inputs: Pick<MineOptions, 'pairs' | 'preset' | 'queryEmbeddings' | 'positiveEmbeddings'>
@@ -194,6 +201,18 @@ async function runMine(flags: Record<string, unknown>, io: CliIO): Promise<MineR
     ...(flags.rescoreRawScores === true ? { rescoreRawScores: true } : {}),
     ...(flags.quiet === true ? {} : { onProgress: progress.onProgress }),
   }
+  const worker = detectWorker({ workerIndex: flags.workerIndex as number | undefined, workerCount: flags.workerCount as number | undefined, poolParts: flags.poolParts as number | undefined }, io.env ?? process.env)
+  if (worker) {
+    if (flags.report !== undefined) throw new HardnegError('E_BAD_OPTION', '--report with a worker of a distributed run, expected it on the merge: hardneg report --shards DIR after hardneg merge --out DIR')
+    let part: WorkerResult
+    try {
+      part = await mineWorkerPart(options, worker)
+    } finally {
+      progress.done()
+    }
+    io.stdout(flags.json === true ? JSON.stringify({ worker: part.manifest.worker, rows: part.manifest.rows, mined: part.manifest.mined, part: part.part }, null, 2) + '\n' : formatWorkerLine(part, worker))
+    return undefined
+  }
   let result: MineResult
   try {
     result = await mineNegatives(options)
@@ -214,6 +233,15 @@ async function runMine(flags: Record<string, unknown>, io: CliIO): Promise<MineR
     }
   }
   return result
+}
+
+/** What a worker prints when its part is written. */
+function formatWorkerLine({ out, part, manifest }: WorkerResult, worker: WorkerSpec): string {
+  const n = (x: number): string => x.toLocaleString('en-US')
+  const split = worker.poolParts > 1 ? `, pool part ${manifest.worker.poolPart} of ${worker.poolParts}` : ''
+  return `hardneg: worker ${worker.index} of ${worker.count}${split} (${worker.engine === 'flags' ? worker.source : `${worker.engine}: ${worker.source}`}): ` +
+    `${n(manifest.rows.in)} queries in ${manifest.mined.length} group${manifest.mined.length === 1 ? '' : 's'} -> ${part} (${manifest.timings.total?.toFixed(1)} s)\n` +
+    `  when every worker is done: hardneg merge --out ${out}   (hardneg merge --out ${out} --status lists the workers to resubmit)\n`
 }
 
 function byRule(c: MineResult['summary']['falseNegativesByRule']): string {

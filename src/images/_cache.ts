@@ -2,6 +2,10 @@
  * The image hash cache: one compact binary file of decoded-image facts and perceptual
  * hashes, keyed by absolute path and valid while the file's size and mtime are unchanged.
  * Read whole at the start of a run, written to a temporary name and renamed at the end.
+ * Several processes may share one cache file (the workers of a distributed run on one
+ * output directory): each write first reads the file as it is now and keeps the entries
+ * other writers added, then renames its own complete file over it. A reader sees one
+ * writer's whole file, never a mix; an entry that loses a race is decoded again later.
  *
  * Layout, little-endian:
  *   magic 'HNIMGC' + u16 format version (1)
@@ -10,7 +14,9 @@
  *   per entry: u32 path length + UTF-8 absolute path, f64 size in bytes, f64 mtimeMs,
  *              u32 width, u32 height, u8 length + ASCII format, 32 bytes sha256, hash bytes
  */
+import { randomBytes } from 'node:crypto'
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises'
+import os from 'node:os'
 import path from 'node:path'
 
 /** One cached image, by absolute path. */
@@ -80,10 +86,19 @@ export async function readImageCache(file: string, hashId: string, hashBytes: nu
   return { status: 'loaded', entries }
 }
 
-/** Writes every entry to `file` atomically: a temporary file in the same directory, renamed when complete. */
+/**
+ * Writes every entry to `file` atomically: a temporary file in the same directory (named
+ * by host, pid and a random part, so writers on several machines never share one),
+ * renamed when complete. Entries another writer put in `file` since it was read, for
+ * paths `entries` lacks, are kept.
+ */
 export async function writeImageCache(file: string, hashId: string, hashBytes: number, entries: Iterable<CachedImage>): Promise<void> {
   await mkdir(path.dirname(file), { recursive: true })
-  const temp = `${file}.tmp-${process.pid}`
+  const ours = new Map<string, CachedImage>()
+  for (const e of entries) ours.set(e.path, e)
+  const current = await readImageCache(file, hashId, hashBytes)
+  for (const [p, e] of current.entries) if (!ours.has(p)) ours.set(p, e)
+  const temp = `${file}.tmp-${os.hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`
   const handle = await open(temp, 'w')
   let done = false
   try {
@@ -93,7 +108,7 @@ export async function writeImageCache(file: string, hashId: string, hashBytes: n
       if (pending > 0) await handle.write(Buffer.concat(chunks.splice(0), pending))
       pending = 0
     }
-    const list = [...entries]
+    const list = [...ours.values()]
     const id = Buffer.from(hashId, 'utf8')
     const head = Buffer.alloc(MAGIC.length + 2 + 4 + id.length + 8)
     let at = MAGIC.copy(head, 0)

@@ -8,13 +8,14 @@ import { createDuplicateCheck } from './duplicates.js'
 import { EmbeddingSet } from './_embedding-set.js'
 import { HardnegError } from '../errors.js'
 import { readEmbeddingHeader, type EmbeddingFileOptions, type EmbeddingHeader } from '../embeddings/embeddings.js'
-import { TEXT_ONLY_FORMATS, writeRowsAs, type OutputFormat } from '../output/formats.js'
+import { TEXT_ONLY_FORMATS, writeRowsAs, type OutputFormat, type RowLayout } from '../output/formats.js'
 import { IMAGE_CACHE_FILE } from '../images/images.js'
 import { hashPairImages, type PairImages } from '../images/pair-images.js'
 import { readPairFiles, type PairFile } from '../pairs/files.js'
-import { describeInput, writeManifest, type Manifest } from '../output/manifest.js'
-import { mineGroup, type HnswParams, type MarginAnchor, type SearchMethod } from './negatives.js'
+import { composeManifest, describeInput, writeManifest, type Manifest, type ManifestHead, type ManifestInput } from '../output/manifest.js'
+import { mineGroup, type HnswParams, type MarginAnchor, type MineGroupOptions, type SearchMethod } from './negatives.js'
 import { effectiveOptions, pick, resolveOptions } from './_options.js'
+import type { GroupSize, RunRole } from './role.js'
 import { candidateSelect, checkRescoreImages, checkRescoreWindow, rescoreRuleOf, RescoreRun } from './_rescore.js'
 import type { RescoreApi } from '../rescore/rescore.js'
 import { abandonOutput, commitOutput, openOutput } from '../output/output.js'
@@ -126,6 +127,18 @@ export const AUTO_EXACT_MAX_FLOP = 4e14
  * console.log(summary.falseNegativeQueryShare)
  */
 export async function mineNegatives(options: MineOptions): Promise<MineResult> {
+  return runMining(options)
+}
+
+/**
+ * {@link mineNegatives} with an optional role in a distributed run (src/scale/): without
+ * one it is the one-process run; with one, the role decides which queries (and which pool
+ * rows) are mined and where rows, counts and the manifest's head go. Every other step is
+ * the same code for both.
+ */
+export async function runMining(options: MineOptions): Promise<MineResult>
+export async function runMining<R>(options: MineOptions, role: RunRole<R>): Promise<R>
+export async function runMining<R>(options: MineOptions, role?: RunRole<R>): Promise<MineResult | R> {
   const t0 = performance.now()
   const timings: Record<string, number> = {}
   const lap = (name: string, since: number): number => {
@@ -187,10 +200,12 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
   }
   t = lap('read', t)
 
-  const staging = await openOutput(options.out, options.overwrite ?? false)
+  let staging = ''
   let rescore: RescoreRun | undefined
+  if (role) await role.open(options.out, options.overwrite ?? false)
+  else staging = await openOutput(options.out, options.overwrite ?? false)
   try {
-    const inputs = []
+    const inputs: ManifestInput[] = []
     const described: [string, string | undefined][] = [
       ...pairFiles.map((f): [string, string] => ['pairs', f]),
       ...queryFiles.map((f): [string, string] => ['query-embeddings', f]),
@@ -205,7 +220,7 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
     }
     t = lap('hash', t)
 
-    const stats = new MiningStats(sweep)
+    const stats = role ? role.stats([sweep]) : new MiningStats(sweep)
     let images: PairImages | undefined
     let kept = pairs
     if (withImages) {
@@ -232,29 +247,51 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
     const searchSelect = rescore ? candidateSelect(select, rescore.rule) : select
     const groups = groupPairs(kept)
     const methods = new Set<SearchMethod>()
+    const chooseMethod = (queries: number, poolRows: number): SearchMethod =>
+      method === 'auto' ? (2 * queries * poolRows * dim <= AUTO_EXACT_MAX_FLOP ? 'exact' : 'hnsw') : method
+    // A worker's share depends on every group's size, and the manifest's search on every group's method.
+    const sizes: GroupSize[] | undefined = role
+      ? [...groups].map(([name, members]) => {
+          const poolRows = buildPool(name, members, corpus, poolOptions).entries.length
+          return { name, rows: members.length, poolRows, method: chooseMethod(members.length, poolRows) }
+        })
+      : undefined
+    for (const size of sizes ?? []) methods.add(size.method)
+    const shares = sizes ? role?.plan(sizes) : undefined
     const carriedColumns = outputFormat === 'unime-v2' ? [] : carriedColumnsOf(kept)
     const hnsw: HnswParams = { m: options.m ?? 16, ef: options.ef ?? 128, efConstruction: options.efConstruction ?? 200 }
     let searched = 0
     let loadedGroups = 0
 
     async function* allRows(): AsyncGenerator<MinedRow> {
-      for (const [group, members] of groups) {
+      let groupIndex = -1
+      for (const [group, groupMembers] of groups) {
+        groupIndex++
+        const share = shares?.[groupIndex]
+        if (shares && !share) continue
+        role?.enterGroup(groupIndex)
         let tg = performance.now()
-        const pool = buildPool(group, members, corpus, poolOptions)
-        const queryPositives = collectQueryPositives(pool, members)
+        const pool = buildPool(group, groupMembers, corpus, poolOptions)
+        // Siblings and their counts are the whole group's, whoever mines which of its queries.
+        const queryPositives = collectQueryPositives(pool, groupMembers)
         stats.recordMultiPositive(group, queryPositives.multiPositiveQueries)
+        // The queries mined here: the group's, or a worker's share of them (the pool stays the whole group's).
+        const members = share ? groupMembers.slice(share.rows[0], share.rows[1]) : groupMembers
         const rows = Int32Array.from(members, (p) => p.row)
         const queries = await querySet.load(rows)
         const positives = await positiveSet.load(rows)
-        const poolVectors = await loadPoolVectors(pool.entries, (r) => positiveSet.load(r), corpusSet ? (r) => corpusSet.load(r) : undefined, dim)
-        const owners = rules.querySim !== undefined ? await loadOwners(pool.entries, (r) => querySet.load(r), dim) : undefined
+        // A pool-part worker holds its part's vectors only: the part is what does not fit one machine.
+        const split = share !== undefined && (share.pool[0] > 0 || share.pool[1] < pool.entries.length)
+        const scored = split ? pool.entries.slice(share.pool[0], share.pool[1]) : pool.entries
+        const poolVectors = await loadPoolVectors(scored, (r) => positiveSet.load(r), corpusSet ? (r) => corpusSet.load(r) : undefined, dim)
+        const owners = rules.querySim !== undefined ? await loadOwners(scored, (r) => querySet.load(r), dim) : undefined
         tg = lap('load', tg)
         loadedGroups++
         options.onProgress?.({ phase: 'load', done: loadedGroups, total: groups.size, group })
-        const flop = 2 * members.length * pool.entries.length * dim
-        const chosen: SearchMethod = method === 'auto' ? (flop <= AUTO_EXACT_MAX_FLOP ? 'exact' : 'hnsw') : method
+        // By the whole group, so that a worker's share is searched as the one-process run searches it.
+        const chosen = chooseMethod(groupMembers.length, pool.entries.length)
         methods.add(chosen)
-        const mined = mineGroup({
+        const groupOptions: MineGroupOptions = {
           pairs: members,
           queries,
           positives,
@@ -276,9 +313,11 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
             searched += n
             options.onProgress?.({ phase: 'search', done: searched, total: kept.length, group })
           },
-          onOutcome: (row, outcome, pair, removed, query) => (rescore ? rescore.hold(row, pair, removed, query) : stats.record(pair.group, row, outcome, removed, query)),
-        })
-        for await (const row of mined) yield row
+          onOutcome: rescore ? (row, _outcome, pair, removed, query) => rescore?.hold(row, pair, removed, query) : outcomeRecorder(stats, role),
+          ...(split ? { poolOffset: share.pool[0] } : {}),
+        }
+        if (split && role) await role.minePoolPart({ group: groupIndex, share, options: groupOptions })
+        else for await (const row of mineGroup(groupOptions)) yield row
         lap('search', tg)
       }
     }
@@ -289,45 +328,57 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
           ...(options.onProgress ? { onProgress: options.onProgress } : {}),
         }, (pair, row, outcome, removed, query) => stats.record(pair.group, row, outcome, removed, query))
       : allRows()
-    const shards = await writeRowsAs(outputFormat, rows, {
-      dir: staging,
+    const layout: RowLayout = {
       ...(options.shardRows !== undefined ? { shardRows: options.shardRows } : {}),
       carriedColumns,
       images: withImages,
       keepFiltered: keepFiltered > 0,
       rescored: rescore !== undefined,
       k: select.k,
-    })
-    t = performance.now()
-    await commitOutput(options.out, staging, shards.map((s) => s.file))
-    const summary = stats.summarise()
-    const { groups: groupCounts, positiveScores, negativeScores, ...counts } = summary
-    timings.total = (performance.now() - t0) / 1000
-    const manifest: Manifest = {
+    }
+    // After the rows: the search methods are known once every group was mined.
+    const headOf = async (): Promise<ManifestHead> => ({
       tool: { name: 'hardneg', version: await toolVersion() },
-      createdAt: new Date().toISOString(),
       inputs,
       options: effectiveOptions(options, rules, select, marginAnchor, method, hnsw, outputFormat, withImages ? { onBadImage, imageDupDistance, imageRoot } : undefined),
       search: {
         method: methods.has('hnsw') ? 'hnsw' : 'exact',
         falseNegativeCounts: methods.has('hnsw') ? 'fetched-candidates' : 'whole-pool',
       },
-      rows: { in: summary.rowsIn, out: summary.rowsOut },
-      shards,
-      counts,
-      groups: groupCounts,
-      scores: { positive: positiveScores, negative: negativeScores },
       ...(images ? { images: images.summary } : {}),
       ...(rescore ? { rescore: rescore.record() } : {}),
-      timings,
+    })
+    if (role) {
+      await role.writeRows(rows, outputFormat, layout)
+      timings.total = (performance.now() - t0) / 1000
+      return await role.finish(await headOf(), stats.summarise(), timings)
     }
+    const shards = await writeRowsAs(outputFormat, rows, { dir: staging, ...layout })
+    t = performance.now()
+    await commitOutput(options.out, staging, shards.map((s) => s.file))
+    const summary = stats.summarise()
+    timings.total = (performance.now() - t0) / 1000
+    const manifest = composeManifest(await headOf(), summary, shards, timings)
     await writeManifest(options.out, manifest)
     return { out: options.out, manifest, summary }
   } catch (err) {
-    await abandonOutput(staging)
+    if (role) await role.abandon()
+    else await abandonOutput(staging)
     throw err
   } finally {
     await rescore?.close()
+  }
+}
+
+/**
+ * What a run does with each query's outcome (mineGroup's `onOutcome`): count it in
+ * `stats`, after telling `role` which query it is. The merge of a split pool finishes
+ * queries through the same function.
+ */
+export function outcomeRecorder(stats: MiningStats, role?: Pick<RunRole<unknown>, 'enterQuery'>): NonNullable<MineGroupOptions['onOutcome']> {
+  return (row, outcome, pair, ...rest) => {
+    role?.enterQuery(pair.row)
+    stats.record(pair.group, row, outcome, ...rest)
   }
 }
 

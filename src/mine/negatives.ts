@@ -2,6 +2,7 @@
  * Mining one group: score its queries against its pool, drop false negatives, pick k
  * hard negatives per query and pad. Yields output rows in the group's input order.
  */
+import { HardnegError } from '../errors.js'
 import type { DuplicateCheck, DuplicateRule } from './duplicates.js'
 import { ceilingRule, scoreCeiling, type FalseNegativeRules } from './filters.js'
 import { collectQueryPositives, EXCLUDE_WIDTH, exclusionsOf, type CandidatePool, type PoolEntry, type QueryPositives } from './pool.js'
@@ -59,7 +60,31 @@ export interface MineGroupOptions {
   onRows?: (rows: number) => void // called after each block with the number of queries done in it
   onIndex?: (done: number, total: number) => void // hnsw: pool vectors inserted into the graph so far
   onOutcome?: (row: MinedRow | null, outcome: SelectOutcome, pair: PairRecord, removed: FalseNegativeCounts, query: QueryOutcome) => void // every query's outcome (row null when dropped), its false negatives by rule, and the rest of what mining it counted
+  poolOffset?: number // poolVectors (and owners) hold pool rows [poolOffset, poolOffset + poolVectors.rows) only: a pool-part worker's (default 0: the whole pool)
 }
+
+/** One query after its search, before its duplicates, selection and row: what {@link finishQuery} needs. */
+export interface SearchedQuery {
+  pair: PairRecord // the query's pair
+  posScore: number // sim(query, positive)
+  anchor: number // the positive score its margins are measured from (posScore, or the lowest sibling positive's with marginAnchor 'lowest')
+  siblingPositives: number // labeled positives of sibling rows left out of its pool besides its own
+  result: SearchResult // its candidates from the search, best first (pool indices of the whole pool)
+}
+
+/** How a searched query is finished: the part of {@link MineGroupOptions} that does not score. */
+export type FinishOptions = Pick<MineGroupOptions, 'pool' | 'rules' | 'duplicates' | 'images' | 'select' | 'keepFiltered'>
+
+/** A finished query: its row (null when dropped), what selection did, its false negatives by rule. */
+export interface FinishedQuery {
+  row: MinedRow | null
+  outcome: SelectOutcome
+  counts: FalseNegativeCounts
+  query: QueryOutcome // the rest of what mining it counted
+}
+
+/** Searches the same query again, keeping `keep` candidates. */
+export type SearchDeeper = (keep: number) => Promise<SearchResult>
 
 /** Candidates fetched beyond those needed when duplicate rules may remove some: 2 x needed + this. */
 const DUPLICATE_SLACK = 8
@@ -73,16 +98,33 @@ const DUPLICATE_SLACK = 8
  * }
  */
 export async function* mineGroup(options: MineGroupOptions): AsyncGenerator<MinedRow> {
-  const { pairs, queries, positives, pool, poolVectors, rules, select, duplicates } = options
+  for await (const [query, deeper] of searchGroup(options)) {
+    const { row, outcome, counts, query: counted } = await finishQuery(query, deeper, options)
+    options.onOutcome?.(row, outcome, query.pair, counts, counted)
+    if (row) yield row
+  }
+}
+
+/** Candidates each query's search keeps: what selection needs, more when duplicate rules may remove some; never more than the pool holds. */
+export function searchKeep(options: Pick<MineGroupOptions, 'pool' | 'select' | 'duplicates'>): number {
+  const needed = candidatesNeeded(options.select)
+  return Math.max(1, Math.min(options.duplicates ? 2 * needed + DUPLICATE_SLACK : needed, options.pool.entries.length))
+}
+
+/**
+ * The search half of {@link mineGroup}: each query of the group with its candidates, and
+ * a way to search it deeper (valid until the next query is asked for).
+ */
+export async function* searchGroup(options: MineGroupOptions): AsyncGenerator<[SearchedQuery, SearchDeeper]> {
+  const { pairs, queries, positives, pool, poolVectors, rules } = options
   const dim = queries.dim
-  const poolSize = pool.entries.length
-  const needed = candidatesNeeded(select)
-  // Never more than the pool holds: keep sizes per-query buffers.
-  const keep = Math.max(1, Math.min(duplicates ? 2 * needed + DUPLICATE_SLACK : needed, poolSize))
+  const keep = searchKeep(options)
   const splitMargin = rules.maxScore !== undefined || rules.relativeMargin !== undefined || rules.posSim !== undefined || rules.querySim !== undefined
   const keepFiltered = options.keepFiltered ?? 0
   const labeled = options.queryPositives ?? collectQueryPositives(pool, pairs)
   const lowest = (options.marginAnchor ?? 'own') === 'lowest'
+  // The lowest anchor reads every sibling's positive vector, which a pool part may not hold.
+  if (lowest && options.poolOffset !== undefined) throw new HardnegError('E_BAD_OPTION', "marginAnchor 'lowest' with a split pool, expected 'own': the anchor needs every sibling positive's vector")
   const sweep = options.sweepThresholds ?? []
   const common = {
     pool: poolVectors,
@@ -93,7 +135,7 @@ export async function* mineGroup(options: MineGroupOptions): AsyncGenerator<Mine
     ...(rules.querySim !== undefined && options.owners ? { querySimMax: rules.querySim, owners: options.owners } : {}),
     ...(sweep.length > 0 ? { sweeps: sweep.length } : {}),
   }
-  const searcher =
+  const whole =
     options.search === 'hnsw'
       ? await createHnswSearcher({ ...common, ...(options.hnsw ?? {}), ...(options.onIndex ? { onBuild: options.onIndex } : {}) })
       : await createExactSearcher({
@@ -101,6 +143,7 @@ export async function* mineGroup(options: MineGroupOptions): AsyncGenerator<Mine
           ...(options.threads !== undefined ? { threads: options.threads } : {}),
           ...(options.poolBlockRows !== undefined ? { poolBlockRows: options.poolBlockRows } : {}),
         })
+  const searcher = options.poolOffset ? offsetSearcher(whole, options.poolOffset, poolVectors.rows) : whole
   try {
     const blockRows = options.queryBlockRows ?? 512
     for (let start = 0; start < pairs.length; start += blockRows) {
@@ -140,41 +183,93 @@ export async function* mineGroup(options: MineGroupOptions): AsyncGenerator<Mine
       }
       const results = await searcher.search(batch)
       for (let i = 0; i < rows; i++) {
-        const pair = pairs[start + i] as PairRecord
-        let result = results[i] as SearchResult
-        const counts: FalseNegativeCounts = { margin: 0, other: 0, imageDuplicate: 0, textDuplicate: 0 }
-        let duplicatesMet: Duplicate[] = []
-        if (duplicates) {
-          let fetched = keep
-          let served = serveDistinct(result, pair, pool, needed, duplicates)
-          // Duplicates ate into the list and the search may hold more: fetch deeper for this query alone.
-          // Not when the floor cut the list short: what lies deeper scores lower still.
-          while (served.result.index.length < needed && result.index.length >= fetched && eligibleCount(result.score, select) === result.index.length && fetched < poolSize) {
-            fetched = Math.min(poolSize, fetched * 4)
-            result = (await searcher.search(sliceBatch(batch, i), fetched))[0] as SearchResult
-            served = serveDistinct(result, pair, pool, needed, duplicates)
-          }
-          result = served.result
-          duplicatesMet = served.duplicates
-          counts.imageDuplicate = served.duplicates.filter((d) => d.rule === 'image_duplicate').length
-          counts.textDuplicate = served.duplicates.length - counts.imageDuplicate
-        }
-        counts.margin = result.removedByMargin
-        counts.other = result.removed - result.removedByMargin
-        const { picks, outcome } = selectNegatives(eligibleCount(result.score, select), pair.row, select)
-        const row = outcome === 'dropped' ? null : toRow(pair, posScores[i] as number, result, picks, pool, counts, options.images ?? false)
-        if (row && keepFiltered > 0) row.filtered = filteredOf(result.filtered, duplicatesMet, anchors[i] as number, rules, pool, keepFiltered, options.images ?? false)
-        options.onOutcome?.(row, outcome, pair, counts, {
-          removed: counts,
+        const query: SearchedQuery = {
+          pair: pairs[start + i] as PairRecord,
+          posScore: posScores[i] as number,
+          anchor: anchors[i] as number,
           siblingPositives: excluded[i]?.siblings ?? 0,
-          ...(result.sweepRemoved ? { sweep: Array.from(result.sweepRemoved) } : {}),
-        })
-        if (row) yield row
+          result: results[i] as SearchResult,
+        }
+        yield [query, async (deeper) => (await searcher.search(sliceBatch(batch, i), deeper))[0] as SearchResult]
       }
       options.onRows?.(rows)
     }
   } finally {
     await searcher.close()
+  }
+}
+
+/**
+ * The finishing half of {@link mineGroup}: the duplicate rules (searching deeper when they
+ * bite), selection, padding and the row. Also how the merge of a split pool finishes a
+ * query from its parts' candidates.
+ */
+export async function finishQuery(query: SearchedQuery, deeper: SearchDeeper, options: FinishOptions): Promise<FinishedQuery> {
+  const { pair, posScore } = query
+  const { pool, rules, select } = options
+  const keepFiltered = options.keepFiltered ?? 0
+  let result = query.result
+  const counts: FalseNegativeCounts = { margin: 0, other: 0, imageDuplicate: 0, textDuplicate: 0 }
+  let duplicatesMet: Duplicate[] = []
+  if (options.duplicates) {
+    const served = await serveWithDuplicates(query, deeper, { ...options, duplicates: options.duplicates })
+    result = served.result
+    duplicatesMet = served.duplicates
+    counts.imageDuplicate = served.duplicates.filter((d) => d.rule === 'image_duplicate').length
+    counts.textDuplicate = served.duplicates.length - counts.imageDuplicate
+  }
+  counts.margin = result.removedByMargin
+  counts.other = result.removed - result.removedByMargin
+  const { picks, outcome } = selectNegatives(eligibleCount(result.score, select), pair.row, select)
+  const row = outcome === 'dropped' ? null : toRow(pair, posScore, result, picks, pool, counts, options.images ?? false)
+  if (row && keepFiltered > 0) row.filtered = filteredOf(result.filtered, duplicatesMet, query.anchor, rules, pool, keepFiltered, options.images ?? false)
+  return {
+    row,
+    outcome,
+    counts,
+    query: { removed: counts, siblingPositives: query.siblingPositives, ...(result.sweepRemoved ? { sweep: Array.from(result.sweepRemoved) } : {}) },
+  }
+}
+
+/**
+ * The duplicate rules over one query's ranking: walked from the best candidate down to
+ * the `needed`-th one they leave, searching deeper (4x, up to the whole pool) while the
+ * list runs out first. `served` is the walk's survivors, `duplicates` what it removed,
+ * and `ranked` the last ranking searched, of which the walk looked at the first `walked`.
+ */
+export async function serveWithDuplicates(
+  query: SearchedQuery,
+  deeper: SearchDeeper,
+  options: Pick<FinishOptions, 'pool' | 'select'> & { duplicates: DuplicateCheck },
+): Promise<{ result: SearchResult; duplicates: Duplicate[]; ranked: SearchResult; walked: number }> {
+  const { pair } = query
+  const { pool, duplicates } = options
+  const needed = candidatesNeeded(options.select)
+  const poolSize = pool.entries.length
+  let fetched = searchKeep(options)
+  let result = query.result
+  let served = serveDistinct(result, pair, pool, needed, duplicates)
+  // Duplicates ate into the list and the search may hold more: fetch deeper for this query alone.
+  // Not when the floor cut the list short: what lies deeper scores lower still.
+  while (served.result.index.length < needed && result.index.length >= fetched && eligibleCount(result.score, options.select) === result.index.length && fetched < poolSize) {
+    fetched = Math.min(poolSize, fetched * 4)
+    result = await deeper(fetched)
+    served = serveDistinct(result, pair, pool, needed, duplicates)
+  }
+  return { result: served.result, duplicates: served.duplicates, ranked: result, walked: served.result.index.length + served.duplicates.length }
+}
+
+/** A searcher over pool rows [offset, offset + rows) that speaks in whole-pool indices. */
+function offsetSearcher<S extends { search(batch: QueryBatch, keep?: number): Promise<SearchResult[]>; close(): Promise<void> }>(inner: S, offset: number, rows: number): S {
+  const shift = (index: Int32Array): Int32Array => index.map((c) => c + offset)
+  return {
+    ...inner,
+    async search(batch: QueryBatch, keep?: number): Promise<SearchResult[]> {
+      const exclude = batch.exclude.map((g) => (g >= offset && g < offset + rows ? g - offset : -1))
+      const results = await inner.search({ ...batch, exclude }, keep)
+      return results.map((r) => ({ ...r, index: shift(r.index), ...(r.filtered ? { filtered: { ...r.filtered, index: shift(r.filtered.index) } } : {}) }))
+    },
+    close: () => inner.close(),
   }
 }
 
@@ -207,7 +302,7 @@ function serveDistinct(
 }
 
 /** A candidate a duplicate rule removed, with its score. */
-interface Duplicate {
+export interface Duplicate {
   index: number // pool index
   score: number // sim(query, candidate)
   rule: DuplicateRule

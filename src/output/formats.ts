@@ -187,18 +187,22 @@ class JsonlShard {
 
 const FLUSH_BYTES = 1 << 20
 
+/** How a run's rows are laid out in shards, whatever the format (what {@link writeRowsAs} takes besides `dir`). */
+export interface RowLayout {
+  shardRows?: number // rows per shard (default 100000)
+  carriedColumns: Parameters<typeof writeShards>[1]['carriedColumns'] // carried columns (Parquet layouts)
+  images: boolean // a run with images: hardneg's layout gains the image columns, and the filtered columns filtered_images
+  keepFiltered: boolean // rows carry `filtered`: the Parquet layouts gain the filtered_* columns
+  rescored?: boolean // rows carry the rescorer's scores: hardneg's layout gains pos_rescore and neg_rescores (default false)
+  k?: number // negatives per row: the sentence-transformers layout has one column each (required for it)
+}
+
 /** Writes `rows` in `format` into `dir`; see {@link writeShards} for the default layout. */
 export async function writeRowsAs(
   format: OutputFormat,
   rows: AsyncIterable<MinedRow>,
-  options: {
+  options: RowLayout & {
     dir: string // output directory
-    shardRows?: number // rows per shard (default 100000)
-    carriedColumns: Parameters<typeof writeShards>[1]['carriedColumns'] // carried columns (Parquet layouts)
-    images: boolean // a run with images: hardneg's layout gains the image columns, and the filtered columns filtered_images
-    keepFiltered: boolean // rows carry `filtered`: the Parquet layouts gain the filtered_* columns
-    rescored?: boolean // rows carry the rescorer's scores: hardneg's layout gains pos_rescore and neg_rescores (default false)
-    k?: number // negatives per row: the sentence-transformers layout has one column each (required for it)
   },
 ): Promise<ShardInfo[]> {
   const { dir, shardRows, carriedColumns, images, keepFiltered } = options

@@ -62,6 +62,34 @@ export interface Manifest {
   timings: Record<string, number> // seconds per phase, and 'total'
 }
 
+/** What a manifest says before the rows are mined: who, from what, with which options and search. */
+export type ManifestHead = Pick<Manifest, 'tool' | 'inputs' | 'options' | 'search' | 'images' | 'rescore'>
+
+/**
+ * The manifest of a finished run, from its head, the run's summary, its shards and its
+ * timings, in the key order every `manifest.json` has. A one-process run and the merge of
+ * a distributed one both build theirs here, so the two are byte-identical but for
+ * `createdAt` and `timings`.
+ */
+export function composeManifest(head: ManifestHead, summary: MineSummary, shards: ManifestShard[], timings: Record<string, number>): Manifest {
+  const { groups, positiveScores, negativeScores, ...counts } = summary
+  return {
+    tool: head.tool,
+    createdAt: new Date().toISOString(),
+    inputs: head.inputs,
+    options: head.options,
+    search: head.search,
+    rows: { in: summary.rowsIn, out: summary.rowsOut },
+    shards,
+    counts,
+    groups,
+    scores: { positive: positiveScores, negative: negativeScores },
+    ...(head.images ? { images: head.images } : {}),
+    ...(head.rescore ? { rescore: head.rescore } : {}),
+    timings,
+  }
+}
+
 /** The manifest file name inside an output directory. */
 export const MANIFEST_FILE = 'manifest.json'
 

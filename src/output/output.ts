@@ -17,6 +17,19 @@ const STAGING_PREFIX = '.hardneg-staging-'
  * holds an earlier run unless `overwrite` is set.
  */
 export async function openOutput(out: string, overwrite: boolean): Promise<string> {
+  const names = await prepareOutput(out, overwrite)
+  for (const n of names.filter((n) => n.startsWith(STAGING_PREFIX))) await rm(path.join(out, n), { recursive: true, force: true })
+  const staging = path.join(out, `${STAGING_PREFIX}${process.pid}`)
+  await mkdir(staging)
+  return staging
+}
+
+/**
+ * Makes `out` (if needed) and refuses one that holds a finished run (a manifest or shards)
+ * unless `overwrite` is set; returns the names in it. A worker of a distributed run
+ * checks its `--out` here too, without touching anything another process may be writing.
+ */
+export async function prepareOutput(out: string, overwrite: boolean): Promise<string[]> {
   try {
     await mkdir(out, { recursive: true })
   } catch (err) {
@@ -31,10 +44,7 @@ export async function openOutput(out: string, overwrite: boolean): Promise<strin
       { file: out },
     )
   }
-  for (const n of names.filter((n) => n.startsWith(STAGING_PREFIX))) await rm(path.join(out, n), { recursive: true, force: true })
-  const staging = path.join(out, `${STAGING_PREFIX}${process.pid}`)
-  await mkdir(staging)
-  return staging
+  return names
 }
 
 /**
