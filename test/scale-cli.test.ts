@@ -88,11 +88,11 @@ describe('hardneg merge and workers on the command line', () => {
     expect((await readdir(out)).filter((n) => !n.startsWith('.'))).toEqual([])
   })
 
-  it('a worker refuses the rescore stage, naming why', async () => {
+  it('a worker of a split pool refuses the rescore stage, naming why', async () => {
     const io = captureIO()
     const code = await runMineNegatives(['--pairs', SNLI_FULL.pairs, '--preset', 'simcse', '--query-embeddings', SNLI_FULL.queryEmbeddings, '--positive-embeddings', SNLI_FULL.positiveEmbeddings,
-      '--out', path.join(await tempDir(), 'run'), '--worker-index', '0', '--worker-count', '2', '--rescore-url', 'http://127.0.0.1:9', '--rescore-api', 'tei-rerank', '--quiet'], io)
-    expect(io.err.join('')).toBe('hardneg: error E_BAD_OPTION: --rescore-url with a worker of a distributed run, expected a one-process run: the merge does not combine the rescore stage yet (docs/scale.md)\n')
+      '--out', path.join(await tempDir(), 'run'), '--worker-index', '0', '--worker-count', '2', '--pool-parts', '2', '--rescore-url', 'http://127.0.0.1:9', '--rescore-api', 'tei-rerank', '--quiet'], io)
+    expect(io.err.join('')).toBe("hardneg: error E_BAD_OPTION: --rescore-url with --pool-parts 2, expected --pool-parts 1: the rescore stage needs each query's whole ranking, which a split pool has only at the merge\n")
     expect(code).toBe(2)
   })
 

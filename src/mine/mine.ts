@@ -13,7 +13,7 @@ import { IMAGE_CACHE_FILE } from '../images/images.js'
 import { hashPairImages, type PairImages } from '../images/pair-images.js'
 import { readPairFiles, type PairFile } from '../pairs/files.js'
 import { composeManifest, describeInput, writeManifest, type Manifest, type ManifestHead, type ManifestInput } from '../output/manifest.js'
-import { mineGroup, type HnswParams, type MarginAnchor, type MineGroupOptions, type SearchMethod } from './negatives.js'
+import { mineGroup, type HnswParams, type MarginAnchor, type MineGroupOptions, type QueryOutcome, type SearchMethod } from './negatives.js'
 import { effectiveOptions, pick, resolveOptions } from './_options.js'
 import type { GroupSize, RunRole } from './role.js'
 import { candidateSelect, checkRescoreImages, checkRescoreWindow, rescoreRuleOf, RescoreRun } from './_rescore.js'
@@ -24,7 +24,8 @@ import { buildPool, collectQueryPositives, type CorpusRecord, type PoolOptions }
 import { readCorpus } from '../pairs/corpus.js'
 import type { CarriedColumn } from '../output/shards.js'
 import { MiningStats, type MineSummary } from './stats.js'
-import type { EmbeddingMatrix, MinedRow, PairRecord } from '../types.js'
+import type { EmbeddingMatrix, FalseNegativeCounts, MinedRow, PairRecord } from '../types.js'
+import type { SelectOutcome } from './select.js'
 
 export { subsetName } from '../pairs/files.js'
 
@@ -326,7 +327,10 @@ export async function runMining<R>(options: MineOptions, role?: RunRole<R>): Pro
       ? rescore.rows(allRows(), {
           select, keepFiltered, images, files, total: kept.length * (rescore.rule.top + 1),
           ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-        }, (pair, row, outcome, removed, query) => stats.record(pair.group, row, outcome, removed, query))
+        }, (() => {
+          const record = outcomeRecorder(stats, role)
+          return (pair: PairRecord, row: MinedRow | null, outcome: SelectOutcome, removed: FalseNegativeCounts, query: QueryOutcome) => record(row, outcome, pair, removed, query)
+        })())
       : allRows()
     const layout: RowLayout = {
       ...(options.shardRows !== undefined ? { shardRows: options.shardRows } : {}),

@@ -237,10 +237,14 @@ function replay(stats: MiningStats, calls: readonly StatsCall[]): void {
 
 /** The manifest head: the workers agree on all of it but what the image cache saved each, which is summed. */
 function mergedHead(parts: readonly PartManifest[]): ManifestHead {
-  const head = (parts[0] as PartManifest).head
-  if (!head.images) return head
+  const first = (parts[0] as PartManifest).head
   const sum = (key: 'decoded' | 'cached'): number => parts.reduce((n, p) => n + (p.head.images?.[key] ?? 0), 0)
-  return { ...head, images: { ...head.images, decoded: sum('decoded'), cached: sum('cached') } }
+  const head = first.images ? { ...first, images: { ...first.images, decoded: sum('decoded'), cached: sum('cached') } } : first
+  if (!first.rescore) return head
+  // What the rescorer did is counted per worker: pairs, cache hits, requests. Summed, as the image counters are.
+  const counts = { ...first.rescore.counts }
+  for (const key of Object.keys(counts) as (keyof typeof counts)[]) counts[key] = parts.reduce((n, p) => n + (p.head.rescore?.counts[key] ?? 0), 0)
+  return { ...head, rescore: { ...first.rescore, counts } }
 }
 
 /** Each phase summed over the workers, the merge's own time, the total of all, then every worker's timings. */

@@ -88,9 +88,9 @@ class PartRole implements RunRole<WorkerResult> {
   ) {
     // Run-wide counts made before any group (bad images) are worker 0's to write.
     this.current = { record: { k: 'run', calls: [] }, keep: worker.index === 0 }
-    // The rescore stage's manifest record (requests, retries, cache hits) is one process's; the merge does not combine it yet.
-    if (options.rescoreUrl !== undefined) {
-      throw new HardnegError('E_BAD_OPTION', '--rescore-url with a worker of a distributed run, expected a one-process run: the merge does not combine the rescore stage yet (docs/scale.md)')
+    // The rescore stage selects each query's final negatives; with a split pool no worker holds a query's whole ranking.
+    if (options.rescoreUrl !== undefined && worker.poolParts > 1) {
+      throw new HardnegError('E_BAD_OPTION', `--rescore-url with --pool-parts ${worker.poolParts}, expected --pool-parts 1: the rescore stage needs each query's whole ranking, which a split pool has only at the merge`)
     }
     if (worker.poolParts > 1 && options.search === 'hnsw') {
       throw new HardnegError('E_BAD_OPTION', `--pool-parts ${worker.poolParts} with --search hnsw, expected --search exact (or auto): a split pool merges exactly only from exact scores`)
