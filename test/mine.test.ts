@@ -206,6 +206,26 @@ describe('mineNegatives on generated data', () => {
     expect(shas[0]!.split(',').length).toBe(3)
   })
 
+  it('a pool of under 150 rows scores the same whatever the query block size (it is padded to the main sgemm path)', async () => {
+    // 90 SNLI rows at 512-d: before padding, 90 queries per call and 30 per call gave other bits.
+    const dir = await tempDir()
+    const snli = path.resolve(import.meta.dirname, '..', 'fixtures', 'snli')
+    const { loadEmbeddingMatrix } = await import('../src/index.js')
+    const rows = Int32Array.from({ length: 90 }, (_, i) => i)
+    for (const [name, file] of [['q', 'snli-test-sent0.use512.f16.npy'], ['p', 'snli-test-sent1.use512.f16.npy']] as const) {
+      await writeNpy(path.join(dir, `${name}.npy`), await loadEmbeddingMatrix({ file: path.join(snli, file), rows, normalize: false }), 'f2')
+    }
+    const lines = (await readFile(path.join(snli, 'snli-test-triplets.csv'), 'utf8')).split('\n')
+    await writeFile(path.join(dir, 'pairs.csv'), lines.slice(0, 91).join('\n') + '\n')
+    const data = { pairs: path.join(dir, 'pairs.csv'), preset: 'simcse' as const, queryEmbeddings: path.join(dir, 'q.npy'), positiveEmbeddings: path.join(dir, 'p.npy') }
+    const shas = new Set<string>()
+    for (const queryBlockRows of [90, 30, 7, 1]) {
+      const { manifest } = await mineNegatives({ ...data, out: path.join(dir, `b${queryBlockRows}`), search: 'exact', queryBlockRows, sweepThresholds: [-0.2, 0], keepFiltered: 2 })
+      shas.add(manifest.shards[0]!.sha256 + JSON.stringify(manifest.counts))
+    }
+    expect(shas.size).toBe(1)
+  })
+
   it('writes the manifest last, with inputs, shards, counts and timings', async () => {
     const dir = await tempDir()
     const data = await generated(dir, 300, 16)

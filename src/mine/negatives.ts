@@ -6,7 +6,7 @@ import { HardnegError } from '../errors.js'
 import type { DuplicateCheck, DuplicateRule } from './duplicates.js'
 import { ceilingRule, scoreCeiling, type FalseNegativeRules } from './filters.js'
 import { collectQueryPositives, EXCLUDE_WIDTH, exclusionsOf, type CandidatePool, type PoolEntry, type QueryPositives } from './pool.js'
-import { createExactSearcher } from './search/exact.js'
+import { createExactSearcher, MIN_POOL_BLOCK } from './search/exact.js'
 import { createHnswSearcher, dotRows } from './search/hnsw.js'
 import type { QueryBatch, SearchResult } from './search/topk.js'
 import { candidatesNeeded, eligibleCount, selectNegatives, type SelectOptions, type SelectOutcome } from './select.js'
@@ -126,13 +126,27 @@ export async function* searchGroup(options: MineGroupOptions): AsyncGenerator<[S
   // The lowest anchor reads every sibling's positive vector, which a pool part may not hold.
   if (lowest && options.poolOffset !== undefined) throw new HardnegError('E_BAD_OPTION', "marginAnchor 'lowest' with a split pool, expected 'own': the anchor needs every sibling positive's vector")
   const sweep = options.sweepThresholds ?? []
+  // MLAS's sgemm sums a pool of under ~150 rows in an order that depends on how many
+  // queries a call holds, so such a pool's scores would change with --query-block-rows and
+  // with the number of workers. Exact search pads a pool smaller than MIN_POOL_BLOCK with
+  // zero rows, which take the main path whatever the call, and leaves them out of every
+  // query's ranking and counts as exclusions.
+  const pad = options.search === 'exact' && options.poolOffset === undefined && poolVectors.rows > 0 && poolVectors.rows < MIN_POOL_BLOCK
+    ? MIN_POOL_BLOCK - poolVectors.rows
+    : 0
+  const padded = (m: EmbeddingMatrix): EmbeddingMatrix => {
+    const data = new Float32Array((m.rows + pad) * m.dim)
+    data.set(m.data)
+    return { rows: m.rows + pad, dim: m.dim, data }
+  }
+  const padRows = Int32Array.from({ length: pad }, (_, j) => poolVectors.rows + j)
   const common = {
-    pool: poolVectors,
+    pool: pad > 0 ? padded(poolVectors) : poolVectors,
     keep,
     splitMargin,
     ...(keepFiltered > 0 ? { keepRemoved: keepFiltered } : {}),
     ...(rules.posSim !== undefined ? { posSimMax: rules.posSim } : {}),
-    ...(rules.querySim !== undefined && options.owners ? { querySimMax: rules.querySim, owners: options.owners } : {}),
+    ...(rules.querySim !== undefined && options.owners ? { querySimMax: rules.querySim, owners: pad > 0 ? padded(options.owners) : options.owners } : {}),
     ...(sweep.length > 0 ? { sweeps: sweep.length } : {}),
   }
   const whole =
@@ -150,7 +164,7 @@ export async function* searchGroup(options: MineGroupOptions): AsyncGenerator<[S
       const rows = Math.min(blockRows, pairs.length - start)
       const excluded = pairs.slice(start, start + rows).map((pair) => exclusionsOf(pool, pair, labeled))
       // At least the width of a query without siblings, so that blocks without any search exactly as before.
-      const width = Math.max(EXCLUDE_WIDTH, ...excluded.map((x) => x.indices.length))
+      const width = Math.max(EXCLUDE_WIDTH, ...excluded.map((x) => x.indices.length)) + pad
       const batch: QueryBatch = {
         rows,
         dim,
@@ -180,6 +194,7 @@ export async function* searchGroup(options: MineGroupOptions): AsyncGenerator<[S
           if (batch.sweepCaps) batch.sweepCaps[i * sweep.length + j] = scoreCeiling(anchor, { threshold })
         })
         batch.exclude.set(excluded[i]?.indices ?? [], i * width)
+        if (pad > 0) batch.exclude.set(padRows, (i + 1) * width - pad)
       }
       const results = await searcher.search(batch)
       for (let i = 0; i < rows; i++) {
