@@ -14,6 +14,7 @@ import { hashPairImages, readPairFiles, type PairFile, type PairImages } from '.
 import { describeInput, writeManifest, type Manifest } from '../output/manifest.js'
 import { mineGroup, type HnswParams, type MarginAnchor, type SearchMethod } from './negatives.js'
 import { effectiveOptions, pick, resolveOptions } from './_options.js'
+import { KernelLog } from './_kernels.js'
 import { abandonOutput, commitOutput, openOutput } from '../output/output.js'
 import type { PairsFormat, PresetName } from '../pairs/pairs.js'
 import { buildPool, collectQueryPositives, type CorpusRecord, type PoolOptions } from './pool.js'
@@ -70,6 +71,7 @@ export interface MineOptions {
   efConstruction?: number // hnsw build list size (default 200)
   shardRows?: number // rows per Parquet shard (default 100000)
   threads?: number // onnxruntime threads for exact search (default: all cores)
+  exactKernel?: 'auto' | 'fp32' | 'int8' // exact search's kernel: float32 sgemm, int8 with exact rescoring (same results, up to float32 near-ties; byte-identical across CPUs), or auto by CPU and size (default 'auto'); groups with --pos-sim/--query-sim use fp32
   queryBlockRows?: number // queries scored per call (default 512)
   poolBlockRows?: number // pool rows scored per exact call (default 16384)
   onProgress?: (event: ProgressEvent) => void // progress of long phases
@@ -211,6 +213,7 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
     const hnsw: HnswParams = { m: options.m ?? 16, ef: options.ef ?? 128, efConstruction: options.efConstruction ?? 200 }
     let searched = 0
     let loadedGroups = 0
+    const kernels = new KernelLog(options.exactKernel ?? 'auto')
 
     async function* allRows(): AsyncGenerator<MinedRow> {
       for (const [group, members] of groups) {
@@ -245,7 +248,8 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
           keepFiltered,
           search: chosen,
           hnsw,
-          ...pick(options, ['threads', 'queryBlockRows', 'poolBlockRows']),
+          ...pick(options, ['threads', 'queryBlockRows', 'poolBlockRows', 'exactKernel']),
+          onExactKernel: (choice, counts) => kernels.record(choice, counts),
           onIndex: (done, total) => options.onProgress?.({ phase: 'index', done, total, group }),
           onRows: (n) => {
             searched += n
@@ -279,6 +283,7 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
       search: {
         method: methods.has('hnsw') ? 'hnsw' : 'exact',
         falseNegativeCounts: methods.has('hnsw') ? 'fetched-candidates' : 'whole-pool',
+        ...(kernels.summary() ? { exactKernel: kernels.summary() } : {}),
       },
       rows: { in: summary.rowsIn, out: summary.rowsOut },
       shards,

@@ -5,8 +5,8 @@
 import type { DuplicateCheck, DuplicateRule } from './duplicates.js'
 import { ceilingRule, scoreCeiling, type FalseNegativeRules } from './filters.js'
 import { collectQueryPositives, EXCLUDE_WIDTH, exclusionsOf, type CandidatePool, type PoolEntry, type QueryPositives } from './pool.js'
-import { createExactSearcher } from './search/exact.js'
-import { createHnswSearcher, dotRows } from './search/hnsw.js'
+import { createExactSearcher, type ExactKernel, type ExactSearcher, type KernelChoice, type RescoreCounts } from './search/exact.js'
+import { createHnswSearcher, dotRows, type HnswSearcher } from './search/hnsw.js'
 import type { QueryBatch, SearchResult } from './search/topk.js'
 import { candidatesNeeded, eligibleCount, selectNegatives, type SelectOptions, type SelectOutcome } from './select.js'
 import type { EmbeddingMatrix, FalseNegativeCounts, FilteredCandidate, MinedRow, PairRecord } from '../types.js'
@@ -54,6 +54,8 @@ export interface MineGroupOptions {
   search: SearchMethod // exact or hnsw
   hnsw?: HnswParams // hnsw parameters (defaults above)
   threads?: number // onnxruntime threads for exact search (default: all cores); results do not depend on it
+  exactKernel?: ExactKernel | 'auto' // exact search's kernel: 'fp32', 'int8' or 'auto' (by CPU and size, see chooseExactKernel) (default 'auto')
+  onExactKernel?: (choice: KernelChoice, rescore: RescoreCounts | undefined) => void // exact search: the kernel the group ran, and (int8) its per-query rescoring counts, once the group is done
   queryBlockRows?: number // queries scored per call (default 512); results do not depend on it
   poolBlockRows?: number // pool rows scored per call in exact search (default 16384); results do not depend on it
   onRows?: (rows: number) => void // called after each block with the number of queries done in it
@@ -93,11 +95,13 @@ export async function* mineGroup(options: MineGroupOptions): AsyncGenerator<Mine
     ...(rules.querySim !== undefined && options.owners ? { querySimMax: rules.querySim, owners: options.owners } : {}),
     ...(sweep.length > 0 ? { sweeps: sweep.length } : {}),
   }
-  const searcher =
+  const searcher: HnswSearcher | ExactSearcher =
     options.search === 'hnsw'
       ? await createHnswSearcher({ ...common, ...(options.hnsw ?? {}), ...(options.onIndex ? { onBuild: options.onIndex } : {}) })
       : await createExactSearcher({
           ...common,
+          kernel: options.exactKernel ?? 'auto',
+          queryRows: pairs.length,
           ...(options.threads !== undefined ? { threads: options.threads } : {}),
           ...(options.poolBlockRows !== undefined ? { poolBlockRows: options.poolBlockRows } : {}),
         })
@@ -170,6 +174,10 @@ export async function* mineGroup(options: MineGroupOptions): AsyncGenerator<Mine
         if (row) yield row
       }
       options.onRows?.(rows)
+    }
+    if (options.search !== 'hnsw') {
+      const exact = searcher as ExactSearcher
+      options.onExactKernel?.(exact.kernel, exact.rescoreCounts?.())
     }
   } finally {
     await searcher.close()
