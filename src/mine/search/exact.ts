@@ -81,7 +81,7 @@ export function chooseExactKernel(options: {
   if (requested === 'int8') return { kernel: 'int8', reason: 'asked for' }
   const cpu = options.cpu ?? cpuInt8()
   if (cpu.int8 === 'none') return { kernel: 'fp32', reason: `auto: no fast int8 dot product on this CPU (${cpu.arch}; flags: ${cpu.flags.join(' ') || 'none'})` }
-  if (options.ops < INT8_MIN_OPS) return { kernel: 'fp32', reason: `auto: ${options.ops.toExponential(2)} operations, under ${INT8_MIN_OPS.toExponential(0)}` }
+  if (options.ops < INT8_MIN_OPS) return { kernel: 'fp32', reason: `auto: the group's multiply is under ${INT8_MIN_OPS.toExponential(0)} operations (2 x queries x pool x dim)` }
   return { kernel: 'int8', reason: `auto: ${cpu.int8} int8 dot product (${cpu.flags.join(' ')})` }
 }
 
