@@ -1,11 +1,19 @@
+import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import * as ort from 'onnxruntime-node'
+import { loadEmbeddingMatrix, mineNegatives, readShards, type MinedRow } from '../src/index.js'
 import { chooseExactKernel, createExactSearcher, type ExactSearchOptions } from '../src/mine/search/exact.js'
 import { dotRows } from '../src/mine/search/hnsw.js'
 import { buildInt8BlockGraph } from '../src/mine/search/_int8-graph.js'
 import { POOL_LEVELS, QUERY_LEVELS, QUERY_ZERO, quantizeRows, scoreInterval } from '../src/mine/search/_quantize.js'
 import type { QueryBatch, SearchResult } from '../src/mine/search/topk.js'
-import { randomUnit, rng } from './_helpers.js'
+import { randomUnit, rng, tempDir, writeCsv, writeNpy } from './_helpers.js'
+
+async function rowsOf(dir: string): Promise<MinedRow[]> {
+  const out: MinedRow[] = []
+  for await (const r of readShards(dir)) out.push(r)
+  return out
+}
 
 type Matrix = { rows: number; dim: number; data: Float32Array }
 
@@ -266,5 +274,69 @@ describe('chooseExactKernel', () => {
 
   it('rejects an unknown kernel', () => {
     expect(() => chooseExactKernel({ requested: 'int4' as 'int8', similarityRules: false, ops: 1 })).toThrow("kernel: 'int4', expected 'auto', 'fp32' or 'int8'")
+  })
+})
+
+describe('mining with the int8 kernel', () => {
+  /** 600 pairs in two groups, float16 queries, repeated positive texts (folded) and a few queries asked twice (siblings). */
+  async function dataset(dir: string) {
+    const n = 600
+    const dim = 32
+    const q = randomUnit(n, dim, 51, 10)
+    const p = randomUnit(n, dim, 52, 10)
+    const rows: string[][] = []
+    for (let i = 0; i < n; i++) {
+      const src = i % 9 === 4 ? i - 1 : i
+      if (src !== i) p.data.copyWithin(i * dim, src * dim, (src + 1) * dim)
+      const query = i % 50 === 7 ? `query ${i - 2}` : `query ${i}`
+      rows.push([`id-${i}`, query, `positive ${src}`, i % 4 === 0 ? 'a' : 'b'])
+    }
+    await writeCsv(path.join(dir, 'pairs.csv'), ['id', 'query', 'positive', 'grp'], rows)
+    await writeNpy(path.join(dir, 'q.npy'), q, 'f2')
+    await writeNpy(path.join(dir, 'p.npy'), p, 'f4')
+    return { pairs: path.join(dir, 'pairs.csv'), queryEmbeddings: path.join(dir, 'q.npy'), positiveEmbeddings: path.join(dir, 'p.npy'), idCol: 'id', groupCol: 'grp' }
+  }
+  const options = { k: 8, keepFiltered: 3, sweepThresholds: [0, 0.2], maxScore: 0.9, search: 'exact' as const, shardRows: 250 }
+
+  it('gives the fp32 kernel\'s rows (this data has no float32 near-ties) with exact scores, byte-identical across threads and block sizes', async () => {
+    const dir = await tempDir()
+    const data = await dataset(dir)
+    const fp32 = await mineNegatives({ ...data, ...options, out: path.join(dir, 'fp32'), exactKernel: 'fp32' })
+    const shas: string[] = []
+    for (const [i, extra] of [{}, { threads: 1, queryBlockRows: 37, poolBlockRows: 100 }, { threads: 2, queryBlockRows: 1, poolBlockRows: 1000 }].entries()) {
+      const { manifest } = await mineNegatives({ ...data, ...options, ...extra, out: path.join(dir, `int8-${i}`), exactKernel: 'int8' })
+      shas.push(manifest.shards.map((s) => s.sha256).join(','))
+      if (i > 0) continue
+      expect(manifest.search.exactKernel).toMatchObject({ requested: 'int8', groups: { fp32: 0, int8: 2 }, reasons: ['asked for'], rescore: { queries: 600 } })
+      expect(manifest.counts).toEqual(fp32.manifest.counts)
+    }
+    expect(new Set(shas).size).toBe(1)
+    expect(fp32.manifest.counts.multiPositiveQueries).toBeGreaterThan(0)
+    const a = await rowsOf(path.join(dir, 'fp32'))
+    const b = await rowsOf(path.join(dir, 'int8-0'))
+    const key = (r: MinedRow) => JSON.stringify([r.id, r.negIds, r.nFalseNegatives, r.filtered?.map((f) => [f.id, f.rule])])
+    expect(b.map(key)).toEqual(a.map(key))
+    // Every score is the exact one: the float64 sum of the stored float32 vectors, rounded to float32.
+    const queries = await loadEmbeddingMatrix({ file: data.queryEmbeddings })
+    const positives = await loadEmbeddingMatrix({ file: data.positiveEmbeddings })
+    for (const r of b) {
+      const i = Number(r.id.slice(3))
+      r.negIds.forEach((id, j) => expect(r.negScores[j]).toBe(dotRows(queries.data, i, positives.data, Number(id.slice(3)), 32)))
+      r.filtered?.forEach((f) => expect(f.score).toBe(dotRows(queries.data, i, positives.data, Number(f.id.slice(3)), 32)))
+    }
+    expect(b.some((r) => (r.filtered?.length ?? 0) > 0)).toBe(true)
+  })
+
+  it('runs the fp32 kernel for the similarity rules and says so in the manifest', async () => {
+    const dir = await tempDir()
+    const data = await dataset(dir)
+    const { manifest } = await mineNegatives({ ...data, k: 8, posSim: 0.8, search: 'exact', out: path.join(dir, 'out'), exactKernel: 'int8' })
+    expect(manifest.search.exactKernel).toEqual({
+      requested: 'int8',
+      groups: { fp32: 2, int8: 0 },
+      reasons: ['int8 asked for, but the pos-sim/query-sim rules run in the fp32 kernel only'],
+      cpu: expect.objectContaining({ arch: process.arch }),
+    })
+    expect(manifest.options.exactKernel).toBe('int8')
   })
 })
