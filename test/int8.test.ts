@@ -4,7 +4,7 @@ import * as ort from 'onnxruntime-node'
 import { loadEmbeddingMatrix, mineNegatives, readShards, type MinedRow } from '../src/index.js'
 import { chooseExactKernel, createExactSearcher, type ExactSearchOptions } from '../src/mine/search/exact.js'
 import { dotRows } from '../src/mine/search/hnsw.js'
-import { buildInt8BlockGraph } from '../src/mine/search/_int8-graph.js'
+import { buildInt8PoolGraph } from '../src/mine/search/_int8-graph.js'
 import { POOL_LEVELS, QUERY_LEVELS, QUERY_ZERO, quantizeRows, scoreInterval } from '../src/mine/search/_quantize.js'
 import type { QueryBatch, SearchResult } from '../src/mine/search/topk.js'
 import { randomUnit, rng, tempDir, writeCsv, writeNpy } from './_helpers.js'
@@ -217,17 +217,17 @@ describe('int8 exact kernel', () => {
     const n = 3
     const codes = new Int8Array(d * n)
     for (let k = 0; k < d; k++) for (let j = 0; j < n; j++) codes[k * n + j] = (j === 1 ? -1 : 1) * (k % 2 === 0 || j === 2 ? 127 : -127)
-    const session = await ort.InferenceSession.create(buildInt8BlockGraph({ codes, scale: new Float32Array(n).fill(1), dim: d, n }, { counts: 0, keepRemoved: false }))
+    const session = await ort.InferenceSession.create(buildInt8PoolGraph([{ codes, scale: new Float32Array(n).fill(1), dim: d, n }], { counts: 0, keepRemoved: false }))
     const q = Uint8Array.from({ length: d }, (_, k) => (k % 2 === 0 ? 128 : 0))
     const out = await session.run({
       q: new ort.Tensor('uint8', q, [1, d]),
-      hi: new ort.Tensor('float32', Float32Array.of(1e9), [1, 1]),
-      k: new ort.Tensor('int64', BigInt64Array.of(3n), [1]),
-      excl: new ort.Tensor('int64', BigInt64Array.of(-1n), [1, 1]),
+      hi_0: new ort.Tensor('float32', Float32Array.of(1e9), [1, 1]),
+      k_0: new ort.Tensor('int64', BigInt64Array.of(3n), [1]),
+      excl_0: new ort.Tensor('int64', BigInt64Array.of(-1n), [1, 1]),
     })
     await session.release()
     const want = [0, 1, 2].map((j) => Array.from({ length: d }, (_, k) => ((q[k] as number) - QUERY_ZERO) * (codes[k * n + j] as number)).reduce((a, b) => a + b, 0))
-    const got = new Map(Array.from(out.top_index!.data as BigInt64Array, (j, t) => [Number(j), (out.top_g!.data as Float32Array)[t]]))
+    const got = new Map(Array.from(out.top_index_0!.data as BigInt64Array, (j, t) => [Number(j), (out.top_g_0!.data as Float32Array)[t]]))
     expect([0, 1, 2].map((j) => got.get(j))).toEqual(want)
     expect(want).toEqual([64 * 127 * d, -64 * 127 * d, 0])
   })

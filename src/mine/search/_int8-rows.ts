@@ -58,12 +58,11 @@ export function mergeExact(list: Scored[], add: Scored[], keep: number): Scored[
 
 /** Everything {@link processRow} reads. */
 export interface RowArgs {
-  ctx: BlockContext // the block and the batch's thresholds for it
-  view: OutputView // the block call's outputs
+  blocks: readonly { ctx: BlockContext; view: OutputView }[] // the session's blocks: thresholds and this call's outputs
   r: number // the row's position in this call's outputs
   i: number // the row in the batch
-  k: number // this call's first-ranking size
-  kr: number // this call's removed-ranking size
+  k: number // this call's first-ranking size (per block, at most its columns)
+  kr: number // this call's removed-ranking size (the same)
   keep: number // kept candidates wanted
   keepRemoved: number // removed candidates wanted (0 = none)
   state: RowState // the row's running state (changed only when this returns true)
@@ -76,84 +75,101 @@ export interface RowArgs {
 /** Up to this keep, the floor below which candidates need no exact score rises with every one scored. */
 const PROGRESSIVE_KEEP = 64
 
-/** One listed candidate: its block column and the interval holding its exact score. */
+/** One listed candidate: its pool index and the interval holding its exact score. */
 interface Listed {
-  col: number
+  index: number
   lo: number
   hi: number
 }
 
+/** A block's listing of one ranking, and the highest exact score an unlisted candidate could have (-Infinity: none that matters is unlisted). */
+interface Listing {
+  listed: Listed[]
+  unlisted: number
+}
+
+/** One block's exclusions for the row: local columns (each once) and where their G sits in `excl_g`. */
+interface Skips {
+  cols: number[]
+  at: number[]
+}
+
 /**
- * Settles one query against one block. Returns false, changing nothing, when the block's
- * rankings were too short to be sure that every candidate that could matter was listed;
- * the caller then asks again with longer ones.
+ * Settles one query against the blocks of one session. Returns false, changing nothing,
+ * when some block's ranking was too short to be sure that every candidate that could
+ * matter was listed; the caller then asks again with longer ones.
  */
 export function processRow(a: RowArgs): boolean {
-  const { ctx, view, r, i, k, kr, keep, keepRemoved, state, q, stats, batch } = a
-  const { block, e } = ctx
+  const { blocks, r, i, k, kr, keep, keepRemoved, state, q, stats, batch } = a
   const alpha = q.scale[i] as number
   const cap = batch.caps[i] as number
-  const bound = ctx.bound[i] as number
-  const skip: number[] = []
-  const skipAt: number[] = []
-  for (let j = 0; j < e; j++) {
-    const local = Number(ctx.excl[i * e + j])
-    if (local >= 0 && !skip.includes(local)) {
-      skip.push(local)
-      skipAt.push(r * e + j)
-    }
-  }
   const iv = new Float64Array(2)
-  // The listed candidates of a ranking (highest G first) down to the first whose exact score
-  // could not reach `stop`, and the highest exact score an unlisted one could have
-  // (-Infinity: none that matters is unlisted).
-  const list = (g: Float32Array, index: BigInt64Array, width: number, stop: number, keepIf: (lo: number, hi: number) => boolean): { listed: Listed[]; unlisted: number } => {
-    const listed: Listed[] = []
+  const skips: Skips[] = blocks.map(({ ctx }) => {
+    const out: Skips = { cols: [], at: [] }
+    for (let j = 0; j < ctx.e; j++) {
+      const local = Number(ctx.excl[i * ctx.e + j])
+      if (local >= 0 && !out.cols.includes(local)) {
+        out.cols.push(local)
+        out.at.push(r * ctx.e + j)
+      }
+    }
+    return out
+  })
+  // Block `blk`'s ranking (highest G first) down to the first candidate whose exact score could not reach `stop`.
+  const list = (blk: number, g: Float32Array, index: BigInt64Array, want: number, stop: number, keepIf: (lo: number, hi: number) => boolean, into: Listed[]): number => {
+    const { ctx } = blocks[blk] as { ctx: BlockContext }
+    const width = Math.min(want, ctx.block.n)
+    const bound = ctx.bound[i] as number
+    const skip = (skips[blk] as Skips).cols
     for (let t = 0; t < width; t++) {
       const v = g[r * width + t] as number
-      if (v < MASKED_BELOW) return { listed, unlisted: -Infinity }
+      if (v < MASKED_BELOW) return -Infinity
       const sHat = alpha * v
       // This one and all after it score below `stop`.
-      if (sHat + bound < stop) return { listed, unlisted: -Infinity }
+      if (sHat + bound < stop) return -Infinity
       const col = Number(index[r * width + t])
       if (skip.includes(col)) continue
-      scoreInterval(sHat, q, i, stats, block.cols[col] as number, iv)
-      if (keepIf(iv[0] as number, iv[1] as number)) listed.push({ col, lo: iv[0] as number, hi: iv[1] as number })
+      const pj = ctx.block.cols[col] as number
+      scoreInterval(sHat, q, i, stats, pj, iv)
+      if (keepIf(iv[0] as number, iv[1] as number)) into.push({ index: pj, lo: iv[0] as number, hi: iv[1] as number })
     }
     // Everything unlisted has G <= the last value listed.
-    return { listed, unlisted: width >= block.n ? -Infinity : alpha * (g[r * width + width - 1] as number) + bound }
+    return width >= ctx.block.n ? -Infinity : alpha * (g[r * width + width - 1] as number) + bound
   }
+  const nth = (xs: number[], n: number): number => (xs.length >= n ? (xs.sort((x, y) => y - x)[n - 1] as number) : -Infinity)
 
   // The candidates not certainly removed, by G: enough of them to hold the top `keep`?
   const runFloor = state.kept.length >= keep ? (state.kept[keep - 1] as Scored).score : -Infinity
-  const top = list(view.topG, view.topIndex, k, runFloor, () => true)
-  let floor = runFloor
-  const keptLows = top.listed.filter((c) => c.hi <= cap).map((c) => c.lo).sort((x, y) => y - x)
-  if (keptLows.length >= keep) floor = Math.max(floor, keptLows[keep - 1] as number)
-  // floor <= ceiling, so a complete list also holds every candidate near the ceiling.
-  if (top.unlisted !== -Infinity && !(top.unlisted < floor)) return false
+  const top: Listed[] = []
+  const topUnlisted = blocks.map(({ view }, blk) => list(blk, view.topG, view.topIndex, k, runFloor, () => true, top))
+  let floor = Math.max(runFloor, nth(top.filter((c) => c.hi <= cap).map((c) => c.lo), keep))
+  // floor <= ceiling, so complete lists also hold every candidate near the ceiling.
+  if (topUnlisted.some((u) => u !== -Infinity && !(u < floor))) return false
 
-  let rem: { listed: Listed[]; unlisted: number } | undefined
+  const rem: Listed[] = []
   let remFloor = -Infinity
-  if (keepRemoved > 0 && view.remG && view.remIndex) {
+  if (keepRemoved > 0) {
     if (state.removedList.length >= keepRemoved) remFloor = (state.removedList[keepRemoved - 1] as Scored).score
-    rem = list(view.remG, view.remIndex, kr, remFloor, (_, hi) => hi > cap)
-    const removedLows = rem.listed.filter((c) => c.lo > cap).map((c) => c.lo).sort((x, y) => y - x)
-    if (removedLows.length >= keepRemoved) remFloor = Math.max(remFloor, removedLows[keepRemoved - 1] as number)
-    if (rem.unlisted !== -Infinity && !(rem.unlisted < remFloor)) return false
+    const stop = remFloor
+    const remUnlisted = blocks.map(({ view }, blk) => list(blk, view.remG as Float32Array, view.remIndex as BigInt64Array, kr, stop, (_, hi) => hi > cap, rem))
+    remFloor = Math.max(remFloor, nth(rem.filter((c) => c.lo > cap).map((c) => c.lo), keepRemoved))
+    if (remUnlisted.some((u) => u !== -Infinity && !(u < remFloor))) return false
   }
 
   const cache = new Map<number, number>()
-  const exact = (col: number): number => {
-    let s = cache.get(col)
+  const exact = (index: number): number => {
+    let s = cache.get(index)
     if (s === undefined) {
-      s = dotRows(batch.queries, i, a.pool.data, block.cols[col] as number, batch.dim)
-      cache.set(col, s)
+      s = dotRows(batch.queries, i, a.pool.data, index, batch.dim)
+      cache.set(index, s)
     }
     return s
   }
-  let removed = view.removed[r] as number
-  for (const at of skipAt) if ((view.exclG[at] as number) > (ctx.hi[i] as number)) removed--
+  let removed = 0
+  blocks.forEach(({ ctx, view }, blk) => {
+    removed += view.removed[r] as number
+    for (const at of (skips[blk] as Skips).at) if ((view.exclG[at] as number) > (ctx.hi[i] as number)) removed--
+  })
   // The best exact scores met so far, to raise the floor as rescoring goes (small keeps only).
   const best = keep <= PROGRESSIVE_KEEP ? state.kept.map((c) => c.score) : undefined
   const meet = (score: number): void => {
@@ -166,11 +182,12 @@ export function processRow(a: RowArgs): boolean {
   }
   const add: Scored[] = []
   const need: Listed[] = []
-  for (const c of top.listed) {
+  for (const c of top) {
     if (c.lo > cap) removed++
     else need.push(c)
   }
-  // Exact scores four at a time, in ranking order; the floor rises between groups.
+  // Exact scores four at a time, most promising first; the floor rises between groups.
+  need.sort((x, y) => y.hi - x.hi)
   const group: Listed[] = []
   const cols = new Int32Array(4)
   const scores = new Float64Array(4)
@@ -182,11 +199,11 @@ export function processRow(a: RowArgs): boolean {
       group.push(c)
     }
     if (group.length === 0) break
-    for (let g = 0; g < 4; g++) cols[g] = block.cols[(group[Math.min(g, group.length - 1)] as Listed).col] as number
+    for (let g = 0; g < 4; g++) cols[g] = (group[Math.min(g, group.length - 1)] as Listed).index
     dot4(batch.queries, i, a.pool.data, cols, batch.dim, scores)
     for (const [g, c] of group.entries()) {
       const score = scores[g] as number
-      cache.set(c.col, score)
+      cache.set(c.index, score)
       if (c.hi > cap) {
         state.ceilingBand++
         if (score > cap) {
@@ -194,21 +211,23 @@ export function processRow(a: RowArgs): boolean {
           continue
         }
       }
-      add.push({ index: block.cols[c.col] as number, score })
+      add.push({ index: c.index, score })
       meet(score)
     }
   }
   state.removed += removed
   state.kept = mergeExact(state.kept, add, keep)
 
-  if (ctx.counts > 0) countCeilings(a, skip, skipAt, exact)
+  blocks.forEach((b, blk) => {
+    if (b.ctx.counts > 0) countCeilings(a, b.ctx, b.view, skips[blk] as Skips, exact)
+  })
 
-  if (rem) {
+  if (keepRemoved > 0) {
     const addRemoved: Scored[] = []
-    for (const c of rem.listed) {
+    for (const c of rem) {
       if (c.hi < remFloor) continue
-      const s = exact(c.col)
-      if (s > cap) addRemoved.push({ index: block.cols[c.col] as number, score: s })
+      const s = exact(c.index)
+      if (s > cap) addRemoved.push({ index: c.index, score: s })
     }
     state.removedList = mergeExact(state.removedList, addRemoved, keepRemoved)
   }
@@ -216,12 +235,12 @@ export function processRow(a: RowArgs): boolean {
   return true
 }
 
-/** The further ceilings' counts (margin split, sweep): the graph's certain ones, its band settled here. */
-function countCeilings(a: RowArgs, skip: readonly number[], skipAt: readonly number[], exact: (col: number) => number): void {
-  const { ctx, view, r, i, q, stats, state } = a
+/** The further ceilings' counts (margin split, sweep) in one block: the graph's certain ones, its band settled here. */
+function countCeilings(a: RowArgs, ctx: BlockContext, view: OutputView, skips: Skips, exact: (index: number) => number): void {
+  const { r, i, q, stats, state } = a
   const c = ctx.counts
   const certain = Array.from({ length: c }, (_, t) => view.cntCertain?.[r * c + t] as number)
-  for (const at of skipAt) {
+  for (const at of skips.at) {
     for (let t = 0; t < c; t++) if ((view.exclG[at] as number) > (ctx.cntHi[i * c + t] as number)) certain[t]!--
   }
   const start = view.bandStart as Int32Array
@@ -231,17 +250,18 @@ function countCeilings(a: RowArgs, skip: readonly number[], skipAt: readonly num
   const alpha = q.scale[i] as number
   for (let x = start[r] as number; x < (start[r + 1] as number); x++) {
     const col = Number(cols[x])
-    if (skip.includes(col)) continue
+    if (skips.cols.includes(col)) continue
     const g = gs[x] as number
+    const index = ctx.block.cols[col] as number
     let bounded = false
     for (let t = 0; t < c; t++) {
       if (g > (ctx.cntHi[i * c + t] as number) || !(g > (ctx.cntLo[i * c + t] as number))) continue
       if (!bounded) {
-        scoreInterval(alpha * g, q, i, stats, ctx.block.cols[col] as number, iv)
+        scoreInterval(alpha * g, q, i, stats, index, iv)
         bounded = true
       }
       const ceiling = ctx.countCaps[i * c + t] as number
-      if ((iv[0] as number) > ceiling || ((iv[1] as number) > ceiling && exact(col) > ceiling)) certain[t]!++
+      if ((iv[0] as number) > ceiling || ((iv[1] as number) > ceiling && exact(index) > ceiling)) certain[t]!++
     }
   }
   const offset = ctx.splitMargin ? 1 : 0

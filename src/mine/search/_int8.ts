@@ -9,7 +9,8 @@
 import * as ort from 'onnxruntime-node'
 import { HardnegError } from '../../errors.js'
 import type { EmbeddingMatrix } from '../../types.js'
-import { buildInt8BlockGraph } from './_int8-graph.js'
+import os from 'node:os'
+import { buildInt8PoolGraph, type Int8Block } from './_int8-graph.js'
 import { float32AtLeast, float32AtMost, POOL_LEVELS, QUERY_LEVELS, QUERY_ZERO, quantizeRows, SLACK, type QuantizedRows } from './_quantize.js'
 import { checkCount, type QueryBatch, type SearchResult } from './topk.js'
 import { processRow, RowState } from './_int8-rows.js'
@@ -38,21 +39,34 @@ export interface Int8Searcher {
   close(): Promise<void>
 }
 
-/** One pool block: its session and what the bound needs about its columns. */
+/** One pool block: what the bound needs about its columns. */
 export interface Block {
-  session: ort.InferenceSession
   cols: Int32Array // block column -> pool index
   n: number // columns
   errMax: number // largest e_p of the block
   normMax: number // largest ‖p‖ of the block (rounded up)
 }
 
-/** Candidate slots beyond keep + exclusions in the first ranking of each block (grows when rows need a second pass). */
-const FIRST_SLACK = 32
+/** One session: consecutive blocks in one graph, run once per query batch. */
+interface Part {
+  session: ort.InferenceSession
+  blocks: number[] // indices into the searcher's blocks
+}
+
+/** Candidate slots beyond keep + exclusions in each block's first ranking (grows when rows need a second pass). */
+const FIRST_SLACK = 16
+
+/**
+ * Codes per session at most: every block of a pool shares one session (one thread pool,
+ * one call per query batch) unless the codes would pass this; protobuf's 2 GiB model
+ * limit sits above it.
+ */
+const SESSION_BYTES = 2 ** 30
 
 /**
  * Prepares an int8 searcher over `options.pool`: quantises it, orders it by quantisation
- * error (so that each block's error bound is uniform) and creates one session per block.
+ * error (so that each block's error bound fits its columns) and packs the blocks' codes
+ * into one session (several for pools past SESSION_BYTES of codes).
  */
 export async function createInt8Searcher(options: Int8SearchOptions): Promise<Int8Searcher> {
   const { pool } = options
@@ -64,7 +78,7 @@ export async function createInt8Searcher(options: Int8SearchOptions): Promise<In
   const splitMargin = options.splitMargin ?? false
   const counts = (splitMargin ? 1 : 0) + sweeps
   const { rows: total, dim } = pool
-  const threads = options.threads ?? (await import('node:os')).default.availableParallelism()
+  const threads = options.threads ?? os.availableParallelism()
   const q8 = quantizeRows(pool.data, total, dim, POOL_LEVELS)
   // Blocks of similar quantisation error: the graph's per-block bound then fits each column.
   const order = Int32Array.from({ length: total }, (_, i) => i).sort((a, b) => (q8.err[a] as number) - (q8.err[b] as number) || a - b)
@@ -73,17 +87,26 @@ export async function createInt8Searcher(options: Int8SearchOptions): Promise<In
   const blockOf = new Int32Array(total)
   const localOf = new Int32Array(total)
   const blocks: Block[] = []
+  const parts: Part[] = []
   const sessionOptions: ort.InferenceSession.SessionOptions = {
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',
-    // Only one block's session runs at a time: idle pools should sleep, not spin on the cores the next one needs.
-    extra: { session: { intra_op: { allow_spinning: '0' } } },
   }
   try {
+    let pending: Int8Block[] = []
+    let pendingFirst = 0
+    const flush = async (): Promise<void> => {
+      if (pending.length === 0) return
+      const graph = buildInt8PoolGraph(pending, { counts, keepRemoved: keepRemoved > 0 })
+      pending = [] // the model bytes hold the codes now
+      parts.push({ session: await ort.InferenceSession.create(graph, sessionOptions), blocks: Array.from({ length: blocks.length - pendingFirst }, (_, j) => pendingFirst + j) })
+      pendingFirst = blocks.length
+    }
     for (let start = 0; start < total; start += blockRows) {
       const n = Math.min(blockRows, total - start)
+      if ((pending.length + 1) * n * dim > SESSION_BYTES) await flush()
       const cols = order.slice(start, start + n)
       const codes = new Int8Array(dim * n)
       const scale = new Float32Array(n)
@@ -99,12 +122,12 @@ export async function createInt8Searcher(options: Int8SearchOptions): Promise<In
         const src = c * dim
         for (let k = 0; k < dim; k++) codes[k * n + j] = q8.codes[src + k] as number
       }
-      const graph = buildInt8BlockGraph({ codes, scale, dim, n }, { counts, keepRemoved: keepRemoved > 0 })
-      const session = await ort.InferenceSession.create(graph, sessionOptions)
-      blocks.push({ session, cols, n, errMax, normMax: Math.sqrt(norm2Max) * (1 + 2 ** -30) })
+      pending.push({ codes, scale, dim, n })
+      blocks.push({ cols, n, errMax, normMax: Math.sqrt(norm2Max) * (1 + 2 ** -30) })
     }
+    await flush()
   } catch (err) {
-    await Promise.allSettled(blocks.map((b) => b.session.release()))
+    await Promise.allSettled(parts.map((p) => p.session.release()))
     throw err
   }
   const stats = { ...q8, codes: new Int8Array(0) } satisfies QuantizedRows // the codes live in the sessions now
@@ -129,27 +152,27 @@ export async function createInt8Searcher(options: Int8SearchOptions): Promise<In
         for (let t = 0; t < sweeps; t++) countCaps[i * counts + (splitMargin ? 1 : 0) + t] = sweepCaps?.[i * sweeps + t] as number
       }
       const q = quantizeRows(batch.queries, b, dim, QUERY_LEVELS, QUERY_ZERO)
-      for (let bi = 0; bi < blocks.length; bi++) {
-        const block = blocks[bi] as Block
-        const ctx = blockContext(block, bi, blockOf, localOf, batch, q, countCaps, counts, splitMargin)
+      for (const part of parts) {
+        const contexts = part.blocks.map((bi) => blockContext(blocks[bi] as Block, bi, blockOf, localOf, batch, q, countCaps, counts, splitMargin))
+        const largest = Math.max(...contexts.map((c) => c.block.n))
         let rows = Array.from({ length: b }, (_, i) => i)
-        let k = Math.min(block.n, keep + e + slack)
-        let kr = Math.min(block.n, keepRemoved + e + slack)
+        let k = Math.min(largest, keep + e + slack)
+        let kr = Math.min(largest, keepRemoved + e + slack)
         let first = true
         while (rows.length > 0) {
-          const out = await block.session.run(feedsFor(ctx, rows, q.codes as Uint8Array, dim, k, kr, keepRemoved > 0))
-          const view = outputView(out, rows.length, k, kr, counts)
+          const out = await part.session.run(feedsFor(contexts, rows, q.codes as Uint8Array, dim, k, kr, keepRemoved > 0))
+          const views = contexts.map((ctx, blk) => ({ ctx, view: outputView(out, blk, rows.length, counts) }))
           const again: number[] = []
           rows.forEach((i, r) => {
-            const done = processRow({ ctx, view, r, i, k, kr, keep, keepRemoved, state: state[i] as RowState, q, pool, stats, batch })
+            const done = processRow({ blocks: views, r, i, k, kr, keep, keepRemoved, state: state[i] as RowState, q, pool, stats, batch })
             if (!done) again.push(i)
           })
-          // A wide band in many rows: give later blocks more room in their first ranking.
+          // A wide band in many rows: give later batches more room in their first ranking.
           if (first && again.length * 100 > b) slack = Math.min(slack * 2, 4096)
           first = false
           rows = again
-          k = Math.min(block.n, k * 4)
-          kr = Math.min(block.n, kr * 4)
+          k = Math.min(largest, k * 4)
+          kr = Math.min(largest, kr * 4)
         }
       }
     }
@@ -164,7 +187,7 @@ export async function createInt8Searcher(options: Int8SearchOptions): Promise<In
     search,
     rescoreCounts: () => ({ rescored: [...rescored], ceilingBand: [...ceilingBand] }),
     async close() {
-      await Promise.allSettled(blocks.map((b) => b.session.release()))
+      await Promise.allSettled(parts.map((p) => p.session.release()))
     },
   }
 }
@@ -230,35 +253,35 @@ function blockContext(
   return ctx
 }
 
-/** The feeds of one block call for the batch rows `rows` (all of them on the first call). */
-function feedsFor(ctx: BlockContext, rows: readonly number[], codes: Uint8Array, dim: number, k: number, kr: number, ranked: boolean): Record<string, ort.Tensor> {
+/** The feeds of one session call for the batch rows `rows` (all of them on the first call). */
+function feedsFor(contexts: readonly BlockContext[], rows: readonly number[], codes: Uint8Array, dim: number, k: number, kr: number, ranked: boolean): Record<string, ort.Tensor> {
   const m = rows.length
-  const all = m === ctx.hi.length
+  const all = m === (contexts[0]?.hi.length ?? 0)
   const pickRows = <A extends Float32Array | BigInt64Array | Uint8Array>(src: A, width: number, make: (n: number) => A): A => {
     if (all) return src
     const out = make(m * width)
     rows.forEach((i, r) => (out as Float32Array).set(src.subarray(i * width, (i + 1) * width) as Float32Array, r * width))
     return out
   }
-  const c = ctx.counts
   const feeds: Record<string, ort.Tensor> = {
     q: new ort.Tensor('uint8', pickRows(codes, dim, (n) => new Uint8Array(n)), [m, dim]),
-    hi: new ort.Tensor('float32', pickRows(ctx.hi, 1, (n) => new Float32Array(n)), [m, 1]),
-    k: new ort.Tensor('int64', BigInt64Array.of(BigInt(k)), [1]),
-    excl: new ort.Tensor('int64', pickRows(ctx.excl, ctx.e, (n) => new BigInt64Array(n)), [m, ctx.e]),
   }
-  if (c > 0) {
-    feeds.cnt_hi = new ort.Tensor('float32', pickRows(ctx.cntHi, c, (n) => new Float32Array(n)), [m, c])
-    feeds.cnt_lo = new ort.Tensor('float32', pickRows(ctx.cntLo, c, (n) => new Float32Array(n)), [m, c])
-  }
-  if (ranked) {
-    feeds.lo = new ort.Tensor('float32', pickRows(ctx.lo, 1, (n) => new Float32Array(n)), [m, 1])
-    feeds.kr = new ort.Tensor('int64', BigInt64Array.of(BigInt(kr)), [1])
-  }
+  contexts.forEach((ctx, blk) => {
+    const c = ctx.counts
+    feeds[`k_${blk}`] = new ort.Tensor('int64', BigInt64Array.of(BigInt(Math.min(k, ctx.block.n))), [1])
+    if (ranked) feeds[`kr_${blk}`] = new ort.Tensor('int64', BigInt64Array.of(BigInt(Math.min(kr, ctx.block.n))), [1])
+    feeds[`hi_${blk}`] = new ort.Tensor('float32', pickRows(ctx.hi, 1, (n) => new Float32Array(n)), [m, 1])
+    feeds[`excl_${blk}`] = new ort.Tensor('int64', pickRows(ctx.excl, ctx.e, (n) => new BigInt64Array(n)), [m, ctx.e])
+    if (c > 0) {
+      feeds[`cnt_hi_${blk}`] = new ort.Tensor('float32', pickRows(ctx.cntHi, c, (n) => new Float32Array(n)), [m, c])
+      feeds[`cnt_lo_${blk}`] = new ort.Tensor('float32', pickRows(ctx.cntLo, c, (n) => new Float32Array(n)), [m, c])
+    }
+    if (ranked) feeds[`lo_${blk}`] = new ort.Tensor('float32', pickRows(ctx.lo, 1, (n) => new Float32Array(n)), [m, 1])
+  })
   return feeds
 }
 
-/** One block call's outputs, typed, with the band's rows located. */
+/** One block's outputs of a session call, typed, with the band's rows located. */
 export interface OutputView {
   topG: Float32Array // rows x k
   topIndex: BigInt64Array // rows x k
@@ -272,8 +295,9 @@ export interface OutputView {
   remIndex?: BigInt64Array // rows x kr
 }
 
-function outputView(out: ort.InferenceSession.ReturnType, rows: number, _k: number, _kr: number, counts: number): OutputView {
-  const data = <A>(name: string): A => (out[name] as ort.Tensor).data as A
+/** Block blk's outputs of one session call. */
+function outputView(out: ort.InferenceSession.ReturnType, blk: number, rows: number, counts: number): OutputView {
+  const data = <A>(name: string): A => (out[`${name}_${blk}`] as ort.Tensor).data as A
   const view: OutputView = {
     topG: data('top_g'),
     topIndex: data('top_index'),
@@ -291,7 +315,7 @@ function outputView(out: ort.InferenceSession.ReturnType, rows: number, _k: numb
     view.bandCol = index.subarray(m)
     view.bandG = data('band_g')
   }
-  if (out.rem_g) {
+  if (out[`rem_g_${blk}`]) {
     view.remG = data('rem_g')
     view.remIndex = data('rem_index')
   }
