@@ -267,7 +267,7 @@ describe('chooseExactKernel', () => {
     [{ requested: 'auto', similarityRules: true, ops: 1e15, cpu: cpu('vnni') }, { kernel: 'fp32', reason: 'the pos-sim/query-sim rules run in the fp32 kernel only' }],
     [{ requested: 'auto', similarityRules: false, ops: 1e15, cpu: cpu('none') }, { kernel: 'fp32', reason: 'auto: no fast int8 dot product on this CPU (x64; flags: none)' }],
     [{ requested: 'auto', similarityRules: false, ops: 1e10, cpu: cpu('avx2') }, { kernel: 'fp32', reason: "auto: the group's multiply is under 2e+12 operations (2 x queries x pool x dim)" }],
-    [{ requested: 'auto', similarityRules: false, ops: 1e12, cpu: cpu('avx2') }, { kernel: 'int8', reason: 'auto: avx2 int8 dot product (avx2)' }],
+    [{ requested: 'auto', similarityRules: false, ops: 1e13, cpu: cpu('avx2') }, { kernel: 'int8', reason: 'auto: avx2 int8 dot product (avx2)' }],
   ] as const)('%o', (options, want) => {
     expect(chooseExactKernel(options)).toEqual(want)
   })
