@@ -18,6 +18,8 @@ export type ErrorCode =
   | 'E_EMPTY' // a dataset with no rows
   | 'E_OUTPUT' // the output directory cannot be used
   | 'E_BAD_IMAGE' // an image a pair refers to is missing or cannot be decoded
+  | 'E_SERVER' // a remote server refused a request, or kept failing after the bounded retries
+  | 'E_BAD_RESPONSE' // a remote server answered with a malformed response (wrong count, dimension, values or order)
 
 /** Where an error happened: a file and, when known, a 1-based row (data rows, header excluded). */
 export interface ErrorPlace {

@@ -20,8 +20,8 @@ export type {
   EmbeddingHeader, EmbeddingFileOptions, EmbeddingFormat, EmbeddingDtype,
   NpyHeader, LoadEmbeddingsOptions, LoadEmbeddingMatrixOptions, ExpectedShape, EmbeddingSource, BadVector,
 } from './embeddings/embeddings.js'
-export { buildPool, writeExclusions, normaliseText, EXCLUDE_WIDTH } from './mine/pool.js'
-export type { CandidatePool, CorpusRecord, PoolEntry, PoolOptions } from './mine/pool.js'
+export { buildPool, writeExclusions, collectQueryPositives, exclusionsOf, normaliseText, EXCLUDE_WIDTH } from './mine/pool.js'
+export type { CandidatePool, CorpusRecord, PoolEntry, PoolOptions, QueryPositives } from './mine/pool.js'
 export { createDuplicateCheck } from './mine/duplicates.js'
 export type { DuplicateCheck, DuplicateCheckOptions, DuplicateRule } from './mine/duplicates.js'
 export { createExactSearcher } from './mine/search/exact.js'
@@ -31,20 +31,34 @@ export type { HnswSearchOptions, HnswSearcher } from './mine/search/hnsw.js'
 export type { QueryBatch, SearchResult, RemovedCandidates, RemovedBy } from './mine/search/topk.js'
 export { filterFalseNegatives, isFalseNegative, scoreCeiling, ceilingRule, checkRules, DEFAULT_RULES, RULE_NAMES } from './mine/filters.js'
 export type { FalseNegativeRules, FalseNegativeRule, CandidateScores } from './mine/filters.js'
-export { selectNegatives, candidatesNeeded, checkSelectOptions } from './mine/select.js'
+export { selectNegatives, candidatesNeeded, eligibleCount, checkSelectOptions } from './mine/select.js'
 export type { SelectOptions, SelectOutcome } from './mine/select.js'
 export { mineGroup } from './mine/negatives.js'
-export type { MineGroupOptions, SearchMethod, HnswParams } from './mine/negatives.js'
+export type { MineGroupOptions, SearchMethod, HnswParams, MarginAnchor, QueryOutcome } from './mine/negatives.js'
 export { writeShards, readShards } from './output/shards.js'
 export type { WriteShardsOptions, ShardInfo, ShardRow, CarriedColumn, ShardColumn } from './output/shards.js'
-export { writeJsonlShards, writeRowsAs, toUnimeV2, IMAGE_COLUMNS, MMEB_COLUMNS, OUTPUT_FORMATS } from './output/formats.js'
-export type { OutputFormat, UnimeV2Record, WriteJsonlShardsOptions } from './output/formats.js'
+export {
+  writeJsonlShards, writeRowsAs, toUnimeV2, toFlagEmbedding, sentenceTransformersColumns, IMAGE_COLUMNS, MMEB_COLUMNS, OUTPUT_FORMATS, TEXT_ONLY_FORMATS,
+} from './output/formats.js'
+export type { OutputFormat, UnimeV2Record, FlagEmbeddingRecord, WriteJsonlShardsOptions } from './output/formats.js'
 export { MiningStats } from './mine/stats.js'
-export type { MineSummary, GroupCounts, ScoreSummary } from './mine/stats.js'
+export type { MineSummary, GroupCounts, ScoreSummary, SweepPoint } from './mine/stats.js'
 export { readManifest, hashFile, MANIFEST_FILE, REPORT_FILE } from './output/manifest.js'
 export type { Manifest, ManifestInput, ManifestShard } from './output/manifest.js'
 export { mineNegatives, toolVersion, subsetName, AUTO_EXACT_MAX_FLOP } from './mine/mine.js'
 export type { MineOptions, MineResult, ProgressEvent } from './mine/mine.js'
+export { embedPairs, EMBED_MANIFEST_FILE, EMBED_OUTPUT_FILES } from './embed/embed.js'
+export type { EmbedOptions, EmbedResult, EmbedSummary, EmbedProgressEvent, EmbedManifest, EmbedManifestOutput, EmbedManifestSkip, EmbedDtype } from './embed/embed.js'
+export { HttpClient, HttpError, apiKeyFromEnv } from './http/client.js'
+export {
+  createRescorer, rescoreCandidates, decideRescore, isRescoreFalseNegative, checkRescoreRule, RESCORE_APIS, DEFAULT_JUDGE_PROMPT, DEFAULT_RESCORE_RULE,
+} from './rescore/rescore.js'
+export { rescoreRows } from './rescore/stage.js'
+export type { RescoreStageOptions } from './rescore/stage.js'
+export type {
+  RescorerOptions, Rescorer, RescorerIdentity, RescoreStats, RescoreRequest, RescoreRule, RescoreDecision, RescoreApi, RescoreSide,
+} from './rescore/rescore.js'
+export type { HttpClientOptions, HttpRequest, HttpResponse, HttpStats, RetryEvent } from './http/client.js'
 export { buildReportData, renderReport, writeReport } from './report/report.js'
 export type {
   ReportOptions, ReportProgressEvent, ReportData, GroupReport, GroupScan, SampleRow, ShardLayout, Histogram, ReportThumbnail, WriteReportResult,

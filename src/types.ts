@@ -52,6 +52,8 @@ export interface MinedRow {
   positiveImage?: string // positive image path as written ('' = none); set in runs with images
   negImages?: string[] // image path of each negative ('' = text-only), aligned with `negatives`; set in runs with images
   filtered?: FilteredCandidate[] // with --keep-filtered N: up to N candidates the rules removed, highest score first (absent when off)
+  posRescore?: number // with --rescore-url: the rescorer's score of (query, positive), in its own score space
+  negRescores?: number[] // with --rescore-url: the rescorer's score of each negative, aligned with `negatives`
 }
 
 /** A candidate a false-negative rule removed, kept for inspection (`--keep-filtered`). */
@@ -74,6 +76,7 @@ export interface FalseNegativeCounts {
   other: number // --max-score, --relative-margin, --pos-sim, --query-sim
   imageDuplicate: number // image a near-duplicate of the query's or positive's image
   textDuplicate: number // same normalised text as the query or positive, one side without an image
+  rescore?: number // the second-stage rescorer's rule: r(c) > r(pos) - margin, or above its max score (runs with --rescore-url; default 0)
 }
 
 /** One external corpus entry (from --corpus). */

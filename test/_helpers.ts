@@ -99,3 +99,14 @@ export async function writeCsv(file: string, header: string[], rows: string[][])
   const q = (v: string): string => (/[",\n\r]/.test(v) ? `"${v.replace(/"/g, '""')}"` : v)
   await writeFile(file, [header, ...rows].map((r) => r.map(q).join(',')).join('\n') + '\n')
 }
+
+/** The embedded SNLI sample (fixtures/snli) as mining inputs: pairs, preset and the USE-lite vectors. */
+export const SNLI_INPUTS = (() => {
+  const snli = path.resolve(import.meta.dirname, '..', 'fixtures', 'snli')
+  return {
+    pairs: path.join(snli, 'snli-test-triplets.csv'),
+    preset: 'simcse' as const,
+    queryEmbeddings: path.join(snli, 'snli-test-sent0.use512.f16.npy'),
+    positiveEmbeddings: path.join(snli, 'snli-test-sent1.use512.f16.npy'),
+  }
+})()

@@ -296,6 +296,41 @@ describe('mine-negatives CLI', () => {
                                           exact rescoring; the same results) | fp32 |
                                           auto (int8 on CPUs with a fast int8 dot
                                           product, for large groups) (default: "auto")
+        --rescore-url <url>               second stage: a reranker or judge server
+                                          (its root URL) that rescores the top
+                                          candidates and removes more false negatives
+                                          (docs/rescore.md)
+        --rescore-api <api>               tei-rerank | cohere-rerank | vllm-score |
+                                          chat-judge (required with --rescore-url)
+        --rescore-model <name>            model named in requests (default: TEI's
+                                          /info model_id, else the only model
+                                          /v1/models lists)
+        --rescore-top <n>                 embedding survivors rescored per query;
+                                          negatives come only from these (default: 50)
+        --rescore-margin <b>              a candidate scoring above r(pos) - b is a
+                                          false negative, in the rescorer's score
+                                          space (default: 0.01)
+        --rescore-max-score <s>           a candidate the rescorer scores above s is a
+                                          false negative too
+        --rescore-rank <order>            take the negatives in embedding-score order
+                                          or in rescorer order: embedding | rescore
+                                          (default: embedding)
+        --rescore-batch <n>               candidates per reranker request, halved on
+                                          413/422 (default: 32)
+        --rescore-concurrency <n>         rescore requests in flight (default: 4)
+        --rescore-cache <file>            score cache, appended as scores arrive;
+                                          re-runs and resumed runs reuse it (default:
+                                          --out/.hardneg-rescore-cache.bin)
+        --rescore-timeout <s>             seconds one rescore request may take
+                                          (default: 300)
+        --rescore-max-attempts <n>        attempts per rescore request before the run
+                                          stops (default: 8)
+        --rescore-raw-scores              tei-rerank: raw logits instead of sigmoid
+                                          probabilities
+        --rescore-api-key-env <var>       environment variable holding the rescore
+                                          server's API key (sent as a bearer token)
+        --judge-prompt <file>             chat-judge: prompt template with {query} and
+                                          {candidate} (default: docs/rescore.md)
         --report [file]                   after mining, write an HTML report of the
                                           run (hardneg report) into --out, or to file
         --json                            print the summary as JSON on stdout

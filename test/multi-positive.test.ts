@@ -7,8 +7,9 @@
 import { copyFile, mkdir, readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
+import { runMineNegatives, type CliIO } from '../src/cli/main.js'
 import { mineNegatives, readShards, type MineOptions, type MinedRow } from '../src/index.js'
-import { randomUnit, tempDir, writeCsv, writeNpy } from './_helpers.js'
+import { randomUnit, SNLI_INPUTS, tempDir, writeCsv, writeNpy } from './_helpers.js'
 
 const DIM = 16
 
@@ -113,14 +114,8 @@ describe('sibling positives', () => {
 
   it('rows without siblings give byte-identical shards to before (SNLI, hnsw, random window, coco-mini images)', async () => {
     const dir = await tempDir()
-    const snli = path.resolve(import.meta.dirname, '..', 'fixtures', 'snli')
     const coco = path.resolve(import.meta.dirname, '..', 'fixtures', 'coco-mini')
-    const base = {
-      pairs: path.join(snli, 'snli-test-triplets.csv'),
-      preset: 'simcse' as const,
-      queryEmbeddings: path.join(snli, 'snli-test-sent0.use512.f16.npy'),
-      positiveEmbeddings: path.join(snli, 'snli-test-sent1.use512.f16.npy'),
-    }
+    const base = SNLI_INPUTS
     // The sha256 of each run's shard, as written before sibling exclusion existed.
     const runs: [string, Omit<MineOptions, 'out'>, string][] = [
       ['snli', base, '2422dc67aa1baf98003ec675ae969ee6594e88f75982d766c283ca2d9a321059'],
@@ -140,7 +135,7 @@ describe('sibling positives', () => {
 })
 
 describe('siblings in runs with images', () => {
-  it('are rows with the same instruction over the same picture (by content), never the same instruction over another', async () => {
+  it.each(['exact', 'hnsw'] as const)('are rows with the same instruction over the same picture (by content), never the same instruction over another (%s)', async (search) => {
     const dir = await tempDir()
     const images = path.join(dir, 'images')
     await mkdir(images)
@@ -161,7 +156,7 @@ describe('siblings in runs with images', () => {
     await writeNpy(path.join(dir, 'p.npy'), rows.map((r) => r.p))
     const { summary } = await mineNegatives({
       pairs, queryImageCol: 'query_image', queryEmbeddings: path.join(dir, 'q.npy'), positiveEmbeddings: path.join(dir, 'p.npy'),
-      out: path.join(dir, 'out'), k: 3, search: 'exact',
+      out: path.join(dir, 'out'), k: 3, search,
     })
     const mined = await rowsOf(path.join(dir, 'out'))
     expect(mined[0]!.negatives).not.toContain('caption a two')
@@ -279,5 +274,44 @@ describe('--sweep-thresholds', () => {
     const dir = await tempDir()
     await expect(mineNegatives({ ...(await writeRows(dir, siblingRows())), out: path.join(dir, 'out'), sweepThresholds: [0, 0.1, 0] }))
       .rejects.toThrow('sweepThresholds: 0,0.1,0 lists a threshold twice, expected distinct values')
+  })
+})
+
+describe('the CLI', () => {
+  const io = (): CliIO & { out: string[]; err: string[] } => {
+    const out: string[] = []
+    const err: string[] = []
+    return { out, err, stdout: (t) => void out.push(t), stderr: (t) => void err.push(t), stderrIsTTY: false }
+  }
+
+  it('takes --margin-anchor, --min-score, --sweep-thresholds and --range with top sampling, and prints the counts', async () => {
+    const dir = await tempDir()
+    const inputs = await writeRows(dir, siblingRows())
+    const cli = io()
+    const code = await runMineNegatives([
+      '--pairs', inputs.pairs as string, '--query-embeddings', inputs.queryEmbeddings as string, '--positive-embeddings', inputs.positiveEmbeddings as string,
+      '--out', path.join(dir, 'out'), '--quiet', '--k', '4', '--margin-anchor', 'lowest', '--min-score', '-0.5', '--range', '1:9',
+      '--sweep-thresholds', '0,0.1,0.3',
+    ], cli)
+    expect(cli.err.join('')).toBe('')
+    expect(code).toBe(0)
+    const summary = cli.out.join('')
+    expect(summary).toContain('\n  queries with several labeled positives: 3; sibling positives left out of pools: 6\n')
+    expect(summary).toMatch(/\n  threshold sweep \(margin rule alone\): beta 0: [\d,]+ FN, FalseNeg% [\d.]+%; beta 0\.1: [\d,]+ FN, FalseNeg% [\d.]+%; beta 0\.3: [\d,]+ FN, FalseNeg% [\d.]+%\n/)
+    const manifest = JSON.parse(await readFile(path.join(dir, 'out', 'manifest.json'), 'utf8'))
+    expect(manifest.options).toMatchObject({ marginAnchor: 'lowest', minScore: -0.5, range: [1, 9], sampling: 'top', sweepThresholds: [0, 0.1, 0.3] })
+  })
+
+  it.each([
+    [['--sweep-thresholds', '0,,0.1'], "--sweep-thresholds: '0,,0.1', expected comma-separated numbers from -2 to 2"],
+    [['--sweep-thresholds', '0,x'], "--sweep-thresholds: 'x' in '0,x', expected comma-separated numbers from -2 to 2"],
+    [['--margin-anchor', 'min'], "--margin-anchor: 'min', expected one of own, lowest"],
+    [['--min-score', '2'], "--min-score: '2', expected a number from -1 to 1"],
+    [['--range', '0:4', '--k', '8'], 'range: 0:4 holds 4 ranks, expected at least k = 8'],
+  ])('%j exits 2 with one line', async (flags, message) => {
+    const dir = await tempDir()
+    const cli = io()
+    expect(await runMineNegatives(['--out', path.join(dir, 'o'), '--quiet', ...flags], cli)).toBe(2)
+    expect(cli.err.join('').split('\n').filter((l) => !l.startsWith('hardneg: no --pairs given'))).toEqual([`hardneg: error E_BAD_OPTION: ${message}`, ''])
   })
 })

@@ -68,7 +68,7 @@ describe('buildReportData on a mined run', () => {
     const manifest = JSON.parse(await readFile(path.join(run, 'manifest.json'), 'utf8')) as Manifest
 
     expect(data.rows).toBe(600)
-    expect(data.layout).toEqual({ filtered: true, images: {} })
+    expect(data.layout).toEqual({ filtered: true, rescored: false, images: {} })
     expect(data.keepFiltered).toBe(3)
     expect(data.rules).toEqual({ threshold: 0.05 })
     expect(data.overall.positive.total).toBe(600)
@@ -154,6 +154,24 @@ describe('the page', () => {
     expect(html.match(/<article class="sample"/g)?.length).toBe(12)
     expect(html.match(/<tr class="filtered-row"/g)?.length).toBe(sum(data.samples.map((s) => s.filtered!.length)))
     expect(html).toContain('<td>a</td><td class="num">100</td><td class="num">100</td>')
+  })
+
+  it('charts FalseNeg% against β from a run mined with --sweep-thresholds, the run\'s own β marked; no chart without one', async () => {
+    const dir = await tempDir()
+    const run = await generatedRun(dir, 300, { sweepThresholds: [0.2, 0, 0.05, 0.1] })
+    const manifest = JSON.parse(await readFile(path.join(run, 'manifest.json'), 'utf8'))
+    const { out } = await writeReport({ shards: run, samples: 0 })
+    const html = await readFile(out, 'utf8')
+    expect(html).toContain('<a href="#sweep">Threshold sweep</a>')
+    const points = [...html.matchAll(/<g class="point" data-threshold="([^"]+)" data-share="([^"]+)"><circle [^>]* r="([\d.]+)"/g)].map((m) => [Number(m[1]), Number(m[2]), m[3]])
+    const sweep = [...manifest.counts.sweep].sort((a: { threshold: number }, b: { threshold: number }) => a.threshold - b.threshold)
+    // In β order, each at its FalseNeg%; the run's own β (0.05) drawn larger.
+    expect(points).toEqual(sweep.map((p: { threshold: number; falseNegativeQueryShare: number }) => [p.threshold, p.falseNegativeQueryShare, p.threshold === 0.05 ? '5' : '3.5']))
+    expect(points.map((p) => p[1])).toEqual([...points.map((p) => p[1])].sort((a, b) => Number(b) - Number(a))) // FalseNeg% falls as β grows
+    expect(html).toContain(`<td class="num">0.05</td><td class="num">${manifest.counts.falseNegatives.toLocaleString('en-US')}</td>`)
+    const plain = await generatedRun(await tempDir(), 30)
+    const page = await readFile((await writeReport({ shards: plain, samples: 0 })).out, 'utf8')
+    expect(page).not.toContain('id="sweep"')
   })
 
   it('shows every text as text: markup in queries, groups and ids is escaped', async () => {

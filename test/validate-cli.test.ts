@@ -45,7 +45,7 @@ describe('hardneg validate: exit codes', () => {
     const { code, out, err } = await validate([...inputs(clean), '--shards', clean.shards, '--rescore', String(ROWS), '--forbid', clean.forbid])
     expect(err).toBe('')
     expect(code).toBe(0)
-    expect(out).toMatch(/\nhardneg validate: passed \(--fail-on error\): 0 errors, 0 warnings, 0 info from 38 checks\n$/)
+    expect(out).toMatch(/\nhardneg validate: passed \(--fail-on error\): 0 errors, 0 warnings, 0 info from 40 checks\n$/)
     expect(out).toMatch(/^passed: V_NO_ROWS, V_BAD_ROW, /)
   })
 

@@ -219,7 +219,7 @@ describe('each mined-row defect, planted alone, is reported with its code, file 
       (r: MinedRow): string => `negative 0 ${JSON.stringify(r.negatives[0])} equals the positive ${JSON.stringify(r.positive)} up to case and whitespace, expected another text`],
     ['V_SCORE_RANGE', (r: MinedRow): void => void (r.posScore = Number.NaN), (): string => 'pos_score is NaN, expected a cosine similarity from -1 to 1'],
     ['V_SCORE_ABOVE_MARGIN', (r: MinedRow): void => void (r.negScores[0] = Math.fround(r.posScore + 0.3)), (r: MinedRow): string =>
-      `neg_scores[0] is ${Number(r.negScores[0]!.toPrecision(7))}, expected at most the ceiling ${Number(Math.fround(r.posScore + 0.1).toPrecision(7))} = pos_score ${Number(r.posScore.toPrecision(7))} + threshold 0.1`],
+      `neg_scores[0] is ${Number(r.negScores[0]!.toPrecision(7))}, expected at most the ceiling ${Number(Math.fround(r.posScore).toPrecision(7))} = pos_score ${Number(r.posScore.toPrecision(7))} + threshold 0`],
     ['V_SCORES_UNSORTED', (r: MinedRow): void => void ([r.negScores[1], r.negScores[2]] = [r.negScores[2]!, r.negScores[1]!]), (r: MinedRow): string =>
       `neg_scores[2] ${Number(r.negScores[2]!.toPrecision(7))} is above neg_scores[1] ${Number(r.negScores[1]!.toPrecision(7))}, expected descending scores over the first n_valid = 4 (sampling top writes ranks in order)`],
   ] as const)('%s', async (code, plant, detail) => {
@@ -235,7 +235,9 @@ describe('each mined-row defect, planted alone, is reported with its code, file 
     const report = await validateShards({ shards: f.shards })
     const file = part(f, at < 12 ? 0 : 1)
     const row = (at % 12) + 1
-    expect(places(report)).toEqual([[code, file, row]])
+    // A negative above the ceiling (pos_score + 0 here) is also above its positive: the shard set's warning counts that row.
+    const alsoBelow = code === 'V_SCORE_ABOVE_MARGIN' ? [['V_POS_BELOW_NEG', f.shards, undefined]] : []
+    expect(places(report)).toEqual([[code, file, row], ...alsoBelow])
     expect(report.findings[0]!.message).toBe(`${file}:${row}: ${detail(planted!)}`)
   })
 
@@ -421,3 +423,64 @@ describe('docs/validate.md', () => {
 function escape(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 }
+
+describe('multi-positive queries in shards', () => {
+  it('V_NEG_IS_LABELED_POSITIVE: a negative that is the positive of another row with the same query', async () => {
+    const f = await copyFixture(clean)
+    let labeledBy = ''
+    await rewriteRows(f.shards, rows => {
+      // Row 3 becomes a sibling of row 2 (same query, group a); row 2 is then served row 3's positive.
+      rows[3]!.query = rows[2]!.query
+      labeledBy = rows[3]!.positive
+      rows[2]!.negatives[1] = labeledBy
+    })
+    const report = await validateShards({ shards: f.shards })
+    expect(places(report)).toEqual([['V_NEG_IS_LABELED_POSITIVE', part(f, 0), 3]])
+    expect(report.findings[0]!.message).toBe(
+      `${part(f, 0)}:3: negative 1 ${JSON.stringify(labeledBy)} is a labeled positive of this row's query (the positive of ${part(f, 0)}:4), expected a candidate no row of the query labels`,
+    )
+  })
+
+  it('V_NEG_IS_LABELED_POSITIVE: the same texts in another group are no siblings', async () => {
+    const f = await copyFixture(clean)
+    await rewriteRows(f.shards, rows => {
+      rows[14]!.query = rows[2]!.query // group b
+      rows[2]!.negatives[1] = rows[14]!.positive
+    })
+    const report = await validateShards({ shards: f.shards })
+    expect(codes(report)).toEqual([])
+  })
+
+  it('V_POS_BELOW_NEG: one warning counting the rows whose positive scores below their best negative', async () => {
+    const f = await copyFixture(clean)
+    await rewriteRows(f.shards, rows => {
+      for (const i of [5, 17, 20]) rows[i]!.posScore = Math.fround(rows[i]!.negScores[0]! - 0.05)
+    })
+    // As if mined with a margin of 0.1, which allows negatives up to 0.1 above their positive.
+    await editManifest(f.shards, m => void (m.options.threshold = 0.1))
+    const report = await validateShards({ shards: f.shards })
+    const rows = await shardRows(f.shards)
+    expect(places(report)).toEqual([['V_POS_BELOW_NEG', f.shards, undefined]])
+    const fmt = (x: number): string => String(Number(x.toPrecision(7)))
+    expect(report.findings[0]!.message).toBe(
+      `${f.shards}: 3 of 24 rows score their positive below their best negative (first: ${part(f, 0)}:6 (pos_score ${fmt(rows[5]!.posScore)} < best negative ${fmt(rows[5]!.negScores[0]!)})), ` +
+        'expected the positive to score highest; such pairs may be noise (a mislabeled or weak positive)',
+    )
+    expect(report.findings[0]!.severity).toBe('warning')
+    expect(report.checks.find(c => c.code === 'V_POS_BELOW_NEG')?.count).toBe(3)
+  })
+
+  it('a run mined with siblings passes both checks', async () => {
+    const f = await copyFixture(clean)
+    const rows = pairRows()
+    for (const i of [1, 4, 13]) rows[i]![1] = rows[i - 1]![1] // three queries on two rows each
+    await writeCsv(f.pairs, ['id', 'query', 'positive', 'group'], rows)
+    await rm(f.shards, { recursive: true })
+    const { mineNegatives } = await import('../src/index.js')
+    const { summary } = await mineNegatives({ pairs: f.pairs, idCol: 'id', groupCol: 'group', queryEmbeddings: f.q, positiveEmbeddings: f.p, out: f.shards, k: 4, threshold: 0, search: 'exact' })
+    expect(summary.multiPositiveQueries).toBe(3)
+    const report = await validateShards({ shards: f.shards })
+    expect(report.checks.find(c => c.code === 'V_NEG_IS_LABELED_POSITIVE')).toMatchObject({ status: 'ran', count: 0 })
+    expect(report.findings.filter(x => x.code !== 'V_POS_BELOW_NEG')).toEqual([])
+  })
+})

@@ -3,7 +3,8 @@
  * injected argv and output sinks; nothing here calls process.exit.
  */
 import { Command, CommanderError } from 'commander'
-import { isHardnegError, toolVersion, type MineResult } from '../index.js'
+import { isHardnegError, toolVersion, type EmbedResult, type MineResult } from '../index.js'
+import { embedCommand } from './embed.js'
 import { mineCommand } from './mine.js'
 import { reportCommand } from './report.js'
 import { validateCommand } from './validate.js'
@@ -14,6 +15,7 @@ export interface CliIO {
   stderr: (text: string) => void // progress and errors
   stderrIsTTY: boolean // draw a progress bar instead of plain lines
   result?: MineResult // set by `mine` when it finishes
+  embedResult?: EmbedResult // set by `embed` when it finishes
   exitCode?: number // set by a command that finishes with another status than 0 (validate: 1 when a finding reaches --fail-on)
 }
 
@@ -58,6 +60,7 @@ export async function runHardneg(argv: readonly string[], io: CliIO = processIO(
     .version(await toolVersion(), '-V, --version')
     .showHelpAfterError()
   program.addCommand(configure(mineCommand(io, 'mine'), io).alias('mine-negatives'))
+  program.addCommand(configure(embedCommand(io), io))
   program.addCommand(configure(validateCommand(io), io))
   program.addCommand(configure(reportCommand(io), io))
   return run(program, argv, io)

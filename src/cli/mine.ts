@@ -96,6 +96,21 @@ export function mineCommand(io: CliIO, name = 'mine'): Command {
     .option('--query-block-rows <n>', 'queries scored per block', intArg('--query-block-rows', 1))
     .option('--pool-block-rows <n>', 'pool rows scored per block (exact)', intArg('--pool-block-rows', 1))
     .option('--exact-kernel <kernel>', 'exact search kernel: int8 (integer scores, exact rescoring; the same results) | fp32 | auto (int8 on CPUs with a fast int8 dot product, for large groups)', choiceArg('--exact-kernel', ['auto', 'fp32', 'int8'] as const), 'auto')
+    .option('--rescore-url <url>', 'second stage: a reranker or judge server (its root URL) that rescores the top candidates and removes more false negatives (docs/rescore.md)')
+    .option('--rescore-api <api>', 'tei-rerank | cohere-rerank | vllm-score | chat-judge (required with --rescore-url)', choiceArg('--rescore-api', ['tei-rerank', 'cohere-rerank', 'vllm-score', 'chat-judge'] as const))
+    .option('--rescore-model <name>', "model named in requests (default: TEI's /info model_id, else the only model /v1/models lists)")
+    .option('--rescore-top <n>', 'embedding survivors rescored per query; negatives come only from these (default: 50)', intArg('--rescore-top', 1))
+    .option('--rescore-margin <b>', 'a candidate scoring above r(pos) - b is a false negative, in the rescorer\'s score space (default: 0.01)', numberArg('--rescore-margin'))
+    .option('--rescore-max-score <s>', 'a candidate the rescorer scores above s is a false negative too', numberArg('--rescore-max-score'))
+    .option('--rescore-rank <order>', 'take the negatives in embedding-score order or in rescorer order: embedding | rescore (default: embedding)', choiceArg('--rescore-rank', ['embedding', 'rescore'] as const))
+    .option('--rescore-batch <n>', 'candidates per reranker request, halved on 413/422 (default: 32)', intArg('--rescore-batch', 1))
+    .option('--rescore-concurrency <n>', 'rescore requests in flight (default: 4)', intArg('--rescore-concurrency', 1))
+    .option('--rescore-cache <file>', 'score cache, appended as scores arrive; re-runs and resumed runs reuse it (default: --out/.hardneg-rescore-cache.bin)')
+    .option('--rescore-timeout <s>', 'seconds one rescore request may take (default: 300)', numberArg('--rescore-timeout', 0.001))
+    .option('--rescore-max-attempts <n>', 'attempts per rescore request before the run stops (default: 8)', intArg('--rescore-max-attempts', 1))
+    .option('--rescore-raw-scores', 'tei-rerank: raw logits instead of sigmoid probabilities')
+    .option('--rescore-api-key-env <var>', 'environment variable holding the rescore server\'s API key (sent as a bearer token)')
+    .option('--judge-prompt <file>', 'chat-judge: prompt template with {query} and {candidate} (default: docs/rescore.md)')
     .option('--report [file]', 'after mining, write an HTML report of the run (hardneg report) into --out, or to file')
     .option('--json', 'print the summary as JSON on stdout', false)
     .option('--quiet', 'no progress output', false)
@@ -177,6 +192,8 @@ async function runMine(flags: Record<string, unknown>, io: CliIO): Promise<MineR
     ...copy(flags, ['idCol', 'queryCol', 'positiveCol', 'groupCol', 'carry', 'corpus', 'corpusEmbeddings']),
     ...copy(flags, ['embeddingKey', 'embeddingIdCol', 'embeddingCol']),
     ...copy(flags, ['maxScore', 'relativeMargin', 'posSim', 'querySim', 'minScore', 'sweepThresholds', 'range', 'threads', 'queryBlockRows', 'poolBlockRows']),
+    ...copy(flags, ['rescoreUrl', 'rescoreApi', 'rescoreModel', 'rescoreTop', 'rescoreMargin', 'rescoreMaxScore', 'rescoreRank', 'rescoreBatch', 'rescoreConcurrency', 'rescoreCache', 'rescoreApiKeyEnv', 'judgePrompt', 'rescoreTimeout', 'rescoreMaxAttempts']),
+    ...(flags.rescoreRawScores === true ? { rescoreRawScores: true } : {}),
     ...(flags.quiet === true ? {} : { onProgress: progress.onProgress }),
   }
   let result: MineResult
@@ -203,7 +220,7 @@ async function runMine(flags: Record<string, unknown>, io: CliIO): Promise<MineR
 
 function byRule(c: MineResult['summary']['falseNegativesByRule']): string {
   const n = (x: number): string => x.toLocaleString('en-US')
-  return `margin ${n(c.margin)}, image duplicate ${n(c.imageDuplicate)}, text duplicate ${n(c.textDuplicate)}, other filters ${n(c.other)}`
+  return `margin ${n(c.margin)}, image duplicate ${n(c.imageDuplicate)}, text duplicate ${n(c.textDuplicate)}, other filters ${n(c.other)}${c.rescore ? `, rescore ${n(c.rescore)}` : ''}`
 }
 
 function copy(flags: Record<string, unknown>, keys: readonly string[]): Record<string, unknown> {
@@ -234,6 +251,14 @@ export function formatSummary({ out, manifest, summary }: MineResult): string {
     lines.push(
       `  queries with several labeled positives: ${summary.multiPositiveQueries.toLocaleString('en-US')}; ` +
         `sibling positives left out of pools: ${summary.siblingPositivesExcluded.toLocaleString('en-US')}`,
+    )
+  }
+  if (manifest.rescore) {
+    const r = manifest.rescore
+    const n = (x: number): string => x.toLocaleString('en-US')
+    lines.push(
+      `  rescored by ${r.identity.api} ${r.identity.model} (${r.identity.scoreSpace}): ${n(r.counts.pairsScored)} pairs, ${n(r.counts.cacheHits)} from the cache, ` +
+        `${n(r.counts.requests)} requests, ${n(r.counts.retries)} retries; false negatives it removed: ${n(summary.falseNegativesByRule.rescore ?? 0)}; rows whose positive it outranked: ${n(r.counts.positiveOutranked)}`,
     )
   }
   if (summary.sweep) {

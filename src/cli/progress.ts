@@ -2,10 +2,10 @@
  * Progress on stderr: a redrawn bar with rows/s and ETA on a terminal, plain periodic
  * lines elsewhere (CI logs, files).
  */
-import type { ProgressEvent, ReportProgressEvent } from '../index.js'
+import type { EmbedProgressEvent, ProgressEvent, ReportProgressEvent } from '../index.js'
 
-/** The progress events of every command: mining, validation and reports. */
-export type AnyProgressEvent = ProgressEvent | ReportProgressEvent
+/** The progress events of every command: mining, embedding, validation and reports. */
+export type AnyProgressEvent = ProgressEvent | ReportProgressEvent | EmbedProgressEvent
 
 /** Where progress goes and how often plain lines are printed. */
 export interface ProgressOptions {
@@ -25,7 +25,9 @@ const UNITS: Record<AnyProgressEvent['phase'], string> = {
   load: 'groups',
   index: 'vectors',
   search: 'rows',
+  rescore: 'pairs',
   write: 'rows',
+  embed: 'texts',
 }
 
 /** Returns an onProgress callback and a `done()` that ends the bar's line. */

@@ -375,3 +375,11 @@ function countFailures(outcomes: Map<string, Outcome>): number {
 function oneLine(text: string): string {
   return text.trim().split(/\s*\n\s*/).join('; ')
 }
+
+/** The MIME type of an image of sharp's `format` (jpeg, png, webp, gif, heif, ...), for data: URLs. */
+export function imageMimeType(format: string): string {
+  if (format === 'jpeg' || format === 'jpg') return 'image/jpeg'
+  if (format === 'heif') return 'image/avif'
+  if (format === 'svg') return 'image/svg+xml'
+  return `image/${format}`
+}

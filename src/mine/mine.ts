@@ -10,11 +10,14 @@ import { HardnegError } from '../errors.js'
 import { readEmbeddingHeader, type EmbeddingFileOptions, type EmbeddingHeader } from '../embeddings/embeddings.js'
 import { TEXT_ONLY_FORMATS, writeRowsAs, type OutputFormat } from '../output/formats.js'
 import { IMAGE_CACHE_FILE } from '../images/images.js'
-import { hashPairImages, readPairFiles, type PairFile, type PairImages } from './_inputs.js'
+import { hashPairImages, type PairImages } from '../images/pair-images.js'
+import { readPairFiles, type PairFile } from '../pairs/files.js'
 import { describeInput, writeManifest, type Manifest } from '../output/manifest.js'
 import { mineGroup, type HnswParams, type MarginAnchor, type SearchMethod } from './negatives.js'
 import { effectiveOptions, pick, resolveOptions } from './_options.js'
 import { KernelLog } from './_kernels.js'
+import { candidateSelect, checkRescoreImages, rescoreRuleOf, RescoreRun } from './_rescore.js'
+import type { RescoreApi } from '../rescore/rescore.js'
 import { abandonOutput, commitOutput, openOutput } from '../output/output.js'
 import type { PairsFormat, PresetName } from '../pairs/pairs.js'
 import { buildPool, collectQueryPositives, type CorpusRecord, type PoolOptions } from './pool.js'
@@ -23,7 +26,7 @@ import type { CarriedColumn } from '../output/shards.js'
 import { MiningStats, type MineSummary } from './stats.js'
 import type { EmbeddingMatrix, MinedRow, PairRecord } from '../types.js'
 
-export { subsetName } from './_inputs.js'
+export { subsetName } from '../pairs/files.js'
 
 /** Options of {@link mineNegatives}; every field has the CLI flag of the same name. */
 export interface MineOptions {
@@ -74,13 +77,28 @@ export interface MineOptions {
   exactKernel?: 'auto' | 'fp32' | 'int8' // exact search's kernel: float32 sgemm, int8 with exact rescoring (same results, up to float32 near-ties; byte-identical across CPUs), or auto by CPU and size (default 'auto'); groups with --pos-sim/--query-sim use fp32
   queryBlockRows?: number // queries scored per call (default 512)
   poolBlockRows?: number // pool rows scored per exact call (default 16384)
+  rescoreUrl?: string // second stage: the reranker's or judge's server root; its rule removes more false negatives (default: off; docs/rescore.md)
+  rescoreApi?: RescoreApi // tei-rerank, cohere-rerank, vllm-score or chat-judge (required with rescoreUrl)
+  rescoreModel?: string // model named in requests (default: TEI's /info model_id, else the only model /v1/models lists)
+  rescoreTop?: number // embedding survivors rescored per query, best first; negatives come only from these (default 50)
+  rescoreMargin?: number // a candidate scoring above r(pos) - margin is a false negative, in the rescorer's score space (default 0.01)
+  rescoreMaxScore?: number // a candidate scoring above this is a false negative too (default: off)
+  rescoreRank?: 'embedding' | 'rescore' // order of the survivors the negatives are taken from (default 'embedding')
+  rescoreBatch?: number // candidates per reranker request, halved on 413/422 (default 32)
+  rescoreConcurrency?: number // requests in flight (default 4)
+  rescoreCache?: string // the score cache file (default <out>/.hardneg-rescore-cache.bin, kept by --overwrite)
+  rescoreRawScores?: boolean // tei-rerank: raw logits instead of sigmoid probabilities (default false)
+  rescoreTimeout?: number // seconds one rescore request may take, answer included (default 300)
+  rescoreMaxAttempts?: number // attempts per rescore request before the run stops (default 8)
+  rescoreApiKeyEnv?: string // environment variable holding the server's API key, sent as a bearer token (default: none)
+  judgePrompt?: string // chat-judge: a file with the prompt template, {query} and {candidate} once each (default: docs/rescore.md's)
   onProgress?: (event: ProgressEvent) => void // progress of long phases
 }
 
 /** Progress of a long phase. */
 export interface ProgressEvent {
-  phase: 'read' | 'hash' | 'images' | 'load' | 'index' | 'search' | 'write' // what is running
-  done: number // units done: rows (read, search, write), input files (hash), distinct image files (images), groups (load)
+  phase: 'read' | 'hash' | 'images' | 'load' | 'index' | 'search' | 'rescore' | 'write' // what is running
+  done: number // units done: rows (read, search, write), input files (hash), distinct image files (images), groups (load), pairs (rescore)
   total: number // units in all
   group?: string // the group being mined
 }
@@ -118,6 +136,7 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
     return now
   }
   const { rules, select, method, outputFormat, onBadImage, imageDupDistance, keepFiltered, marginAnchor, sweep, pairFiles, queryFiles, positiveFiles } = resolveOptions(options)
+  const rescoreRule = rescoreRuleOf(options)
 
   // Inputs: headers first, so a shape error costs nothing.
   let t = performance.now()
@@ -157,6 +176,7 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
     await corpusSet.check(queryFiles[0] as string)
   }
   const withImages = pairs.some((p) => p.queryImage !== '' || p.positiveImage !== '')
+  if (rescoreRule !== undefined) checkRescoreImages(options.rescoreApi as RescoreApi, pairs)
   if (withImages && TEXT_ONLY_FORMATS.includes(outputFormat)) {
     const first = pairs.find((p) => p.queryImage !== '' || p.positiveImage !== '') as PairRecord
     throw new HardnegError('E_BAD_OPTION',
@@ -169,6 +189,7 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
   t = lap('read', t)
 
   const staging = await openOutput(options.out, options.overwrite ?? false)
+  let rescore: RescoreRun | undefined
   try {
     const inputs = []
     const described: [string, string | undefined][] = [
@@ -207,6 +228,9 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
       : undefined
     const poolOptions: PoolOptions = images ? { imageKey: (p) => images?.byPath.get(p)?.sha256 ?? missingImage(p) } : {}
 
+    if (rescoreRule !== undefined) rescore = await RescoreRun.open(options, rescoreRule)
+    // When rescoring, the embedding stage hands on its top N survivors and the rescore stage selects.
+    const searchSelect = rescore ? candidateSelect(select, rescore.rule) : select
     const groups = groupPairs(kept)
     const methods = new Set<SearchMethod>()
     const carriedColumns = outputFormat === 'unime-v2' ? [] : carriedColumnsOf(kept)
@@ -244,7 +268,7 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
           marginAnchor,
           ...(sweep.length > 0 ? { sweepThresholds: sweep } : {}),
           ...(duplicates ? { duplicates, images: true } : {}),
-          select,
+          select: searchSelect,
           keepFiltered,
           search: chosen,
           hnsw,
@@ -255,19 +279,26 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
             searched += n
             options.onProgress?.({ phase: 'search', done: searched, total: kept.length, group })
           },
-          onOutcome: (row, outcome, pair, removed, query) => stats.record(pair.group, row, outcome, removed, query),
+          onOutcome: (row, outcome, pair, removed, query) => (rescore ? rescore.hold(row, pair, removed, query) : stats.record(pair.group, row, outcome, removed, query)),
         })
         for await (const row of mined) yield row
         lap('search', tg)
       }
     }
 
-    const shards = await writeRowsAs(outputFormat, allRows(), {
+    const rows = rescore
+      ? rescore.rows(allRows(), {
+          select, keepFiltered, images, files, total: kept.length * (rescore.rule.top + 1),
+          ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+        }, (pair, row, outcome, removed, query) => stats.record(pair.group, row, outcome, removed, query))
+      : allRows()
+    const shards = await writeRowsAs(outputFormat, rows, {
       dir: staging,
       ...(options.shardRows !== undefined ? { shardRows: options.shardRows } : {}),
       carriedColumns,
       images: withImages,
       keepFiltered: keepFiltered > 0,
+      rescored: rescore !== undefined,
       k: select.k,
     })
     t = performance.now()
@@ -291,6 +322,7 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
       groups: groupCounts,
       scores: { positive: positiveScores, negative: negativeScores },
       ...(images ? { images: images.summary } : {}),
+      ...(rescore ? { rescore: rescore.record() } : {}),
       timings,
     }
     await writeManifest(options.out, manifest)
@@ -298,6 +330,8 @@ export async function mineNegatives(options: MineOptions): Promise<MineResult> {
   } catch (err) {
     await abandonOutput(staging)
     throw err
+  } finally {
+    await rescore?.close()
   }
 }
 

@@ -56,7 +56,7 @@ export function emptyGroupCounts(): GroupCounts {
     rowsIn: 0,
     rowsOut: 0,
     falseNegatives: 0,
-    falseNegativesByRule: { margin: 0, other: 0, imageDuplicate: 0, textDuplicate: 0 },
+    falseNegativesByRule: { margin: 0, other: 0, imageDuplicate: 0, textDuplicate: 0, rescore: 0 },
     queriesWithFalseNegatives: 0,
     padded: 0,
     short: 0,
@@ -107,7 +107,7 @@ export class MiningStats {
    * the sibling positives left out and the sweep's counts (one per threshold).
    */
   record(group: string, row: MinedRow | null, outcome: SelectOutcome, byRule: FalseNegativeCounts, query?: { siblingPositives: number; sweep?: readonly number[] }): void {
-    const falseNegatives = byRule.margin + byRule.other + byRule.imageDuplicate + byRule.textDuplicate
+    const falseNegatives = byRule.margin + byRule.other + byRule.imageDuplicate + byRule.textDuplicate + (byRule.rescore ?? 0)
     for (const c of [this.total, this.group(group)]) {
       c.siblingPositivesExcluded += query?.siblingPositives ?? 0
       if (c.sweep) {
@@ -123,6 +123,7 @@ export class MiningStats {
       c.falseNegativesByRule.other += byRule.other
       c.falseNegativesByRule.imageDuplicate += byRule.imageDuplicate
       c.falseNegativesByRule.textDuplicate += byRule.textDuplicate
+      c.falseNegativesByRule.rescore = (c.falseNegativesByRule.rescore ?? 0) + (byRule.rescore ?? 0)
       if (falseNegatives > 0) c.queriesWithFalseNegatives++
       if (outcome === 'padded') c.padded++
       else if (outcome === 'short') c.short++

@@ -60,6 +60,12 @@ export const FILTERED_COLUMNS: readonly ShardColumn[] = [
   { name: 'filtered_rules', type: 'list<string>', get: r => (r.filtered ?? []).map(f => f.rule) },
 ]
 
+/** With `--rescore-url`: the rescorer's scores of the positive and of each negative, in its own score space. */
+export const RESCORE_COLUMNS: readonly ShardColumn[] = [
+  { name: 'pos_rescore', type: 'float32', get: r => r.posRescore ?? Number.NaN },
+  { name: 'neg_rescores', type: 'list<float32>', get: r => r.negRescores ?? [] },
+]
+
 /** With `--keep-filtered` in a run with images: each filtered candidate's image path ('' = none), after FILTERED_COLUMNS. */
 export const FILTERED_IMAGES_COLUMN: ShardColumn = {
   name: 'filtered_images',

@@ -9,7 +9,7 @@ import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { ShardSink, shardName } from './_shard-sink.js'
 import { HardnegError } from '../errors.js'
-import { FILTERED_COLUMNS, FILTERED_IMAGES_COLUMN, writeShards, type ShardColumn, type ShardInfo } from './shards.js'
+import { FILTERED_COLUMNS, FILTERED_IMAGES_COLUMN, RESCORE_COLUMNS, writeShards, type ShardColumn, type ShardInfo } from './shards.js'
 import type { MinedRow } from '../types.js'
 
 /**
@@ -55,13 +55,13 @@ export interface FlagEmbeddingRecord {
   query: string // the query
   pos: string[] // the row's positive
   neg: string[] // its hard negatives, best first
-  pos_scores: number[] // sim(query, positive), aligned with pos
-  neg_scores: number[] // sim(query, negative), aligned with neg
+  pos_scores: number[] // sim(query, positive), aligned with pos; the rescorer's in a run with --rescore-url
+  neg_scores: number[] // sim(query, negative), aligned with neg; the rescorer's in a run with --rescore-url
 }
 
 /** A mined row as FlagEmbedding's fine-tuning reads it. */
 export function toFlagEmbedding(row: MinedRow): FlagEmbeddingRecord {
-  return { query: row.query, pos: [row.positive], neg: row.negatives, pos_scores: [row.posScore], neg_scores: row.negScores }
+  return { query: row.query, pos: [row.positive], neg: row.negatives, pos_scores: [row.posRescore ?? row.posScore], neg_scores: row.negRescores ?? row.negScores }
 }
 
 /**
@@ -93,9 +93,9 @@ export interface UnimeV2Record {
   query_image: string // query image path ('' = none)
   pos_text: string // positive text
   pos_image: string // positive image path
-  query_pos_scores: number // sim(query, positive)
+  query_pos_scores: number // sim(query, positive); the rescorer's score of it in a run with --rescore-url
   hard_negatives: [string, string][] // [text, image path] per hard negative, best first
-  hard_negatives_scores: number[] // sim(query, negative), aligned with hard_negatives
+  hard_negatives_scores: number[] // sim(query, negative), aligned with hard_negatives; the rescorer's scores in a run with --rescore-url
 }
 
 /** A mined row as UniME-V2 reads it. */
@@ -106,9 +106,9 @@ export function toUnimeV2(row: MinedRow): UnimeV2Record {
     query_image: row.queryImage ?? '',
     pos_text: row.positive,
     pos_image: row.positiveImage ?? '',
-    query_pos_scores: row.posScore,
+    query_pos_scores: row.posRescore ?? row.posScore,
     hard_negatives: row.negatives.map((text, i) => [text, images[i] ?? '']),
-    hard_negatives_scores: row.negScores,
+    hard_negatives_scores: row.negRescores ?? row.negScores,
   }
 }
 
@@ -197,6 +197,7 @@ export async function writeRowsAs(
     carriedColumns: Parameters<typeof writeShards>[1]['carriedColumns'] // carried columns (Parquet layouts)
     images: boolean // a run with images: hardneg's layout gains the image columns, and the filtered columns filtered_images
     keepFiltered: boolean // rows carry `filtered`: the Parquet layouts gain the filtered_* columns
+    rescored?: boolean // rows carry the rescorer's scores: hardneg's layout gains pos_rescore and neg_rescores (default false)
     k?: number // negatives per row: the sentence-transformers layout has one column each (required for it)
   },
 ): Promise<ShardInfo[]> {
@@ -204,7 +205,7 @@ export async function writeRowsAs(
   const extraColumns = keepFiltered ? [...FILTERED_COLUMNS, ...(images ? [FILTERED_IMAGES_COLUMN] : [])] : []
   switch (format) {
     case 'parquet':
-      return writeShards(rows, { dir, ...(shardRows ? { shardRows } : {}), carriedColumns, extraColumns: [...(images ? IMAGE_COLUMNS : []), ...extraColumns] })
+      return writeShards(rows, { dir, ...(shardRows ? { shardRows } : {}), carriedColumns, extraColumns: [...(images ? IMAGE_COLUMNS : []), ...(options.rescored ? RESCORE_COLUMNS : []), ...extraColumns] })
     case 'mmeb':
       return writeShards(rows, { dir, ...(shardRows ? { shardRows } : {}), carriedColumns, baseColumns: MMEB_COLUMNS, extraColumns })
     case 'unime-v2':

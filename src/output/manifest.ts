@@ -54,6 +54,15 @@ export interface ManifestExactKernel {
 }
 
 /** Everything `manifest.json` holds. */
+/** The second stage of a run with --rescore-url. */
+export interface ManifestRescore {
+  url: string // the endpoint scores came from
+  identity: { api: string; model: string; scoreSpace: string; rawScores?: boolean; promptSha256?: string } // what the scores are (the cache's key)
+  rule: { top: number; margin: number; maxScore?: number; rank: 'embedding' | 'rescore' } // the rule applied
+  cache: string // the score cache file
+  counts: { pairsScored: number; cacheHits: number; sent: number; requests: number; retries: number; batchHalvings: number; positiveOutranked: number } // pairs scored (cache hits among them), pairs sent, HTTP attempts and retries, batch halvings, rows whose positive a rescored candidate outscored
+}
+
 export interface Manifest {
   tool: { name: 'hardneg'; version: string } // who wrote the run
   createdAt: string // ISO 8601 time the run finished (not part of any shard)
@@ -66,6 +75,7 @@ export interface Manifest {
   groups: MineSummary['groups'] // counts per group
   scores: { positive: MineSummary['positiveScores']; negative: MineSummary['negativeScores'] } // score percentiles
   images?: ManifestImages // runs with images: what was decoded
+  rescore?: ManifestRescore // runs with --rescore-url: the rescorer, its rule and counts (docs/rescore.md)
   timings: Record<string, number> // seconds per phase, and 'total'
 }
 

@@ -13,7 +13,7 @@ import type { AsyncBuffer, FileMetaData } from 'hyparquet'
 import { compressors as decompressors } from 'hyparquet-compressors'
 import { ParquetWriter } from 'hyparquet-writer'
 import type { ColumnSource, KeyValue } from 'hyparquet-writer'
-import { FILTERED_COLUMNS, FILTERED_IMAGES_COLUMN, MINED_COLUMNS, RowGroupBuffer, parquetSchema, shardColumns } from './_shard-columns.js'
+import { FILTERED_COLUMNS, FILTERED_IMAGES_COLUMN, MINED_COLUMNS, RESCORE_COLUMNS, RowGroupBuffer, parquetSchema, shardColumns } from './_shard-columns.js'
 import type { CarriedColumn, ShardColumn, ShardColumnType } from './_shard-columns.js'
 import { ShardSink, shardName } from './_shard-sink.js'
 import { HardnegError } from '../errors.js'
@@ -49,7 +49,7 @@ export interface ShardRow extends MinedRow {
   extra: Record<string, unknown> // columns written through `extraColumns`, by name ({} when none); the filtered_* columns are read into `filtered` instead
 }
 
-export { FILTERED_COLUMNS, FILTERED_IMAGES_COLUMN }
+export { FILTERED_COLUMNS, FILTERED_IMAGES_COLUMN, RESCORE_COLUMNS }
 
 /** Key of the footer metadata entry that records which columns are carried and which are extra. */
 const LAYOUT_KEY = 'hardneg.columns'
@@ -370,8 +370,9 @@ function toShardRow(row: Record<string, unknown>, layout: ShardLayout): ShardRow
   const carried: Record<string, CellValue> = {}
   for (const name of layout.carried) carried[name] = (row[name] ?? null) as CellValue
   const extra: Record<string, unknown> = {}
-  for (const name of layout.extra) if (!FILTERED_NAMES.has(name)) extra[name] = row[name] ?? null
+  for (const name of layout.extra) if (!FILTERED_NAMES.has(name) && !RESCORE_NAMES.has(name)) extra[name] = row[name] ?? null
   const filtered = layout.extra.includes('filtered_texts') ? filteredOf(row) : undefined
+  const rescored = layout.extra.includes('pos_rescore') && layout.extra.includes('neg_rescores')
   return {
     id: row.id as string,
     query: row.query as string,
@@ -385,9 +386,12 @@ function toShardRow(row: Record<string, unknown>, layout: ShardLayout): ShardRow
     nFalseNegatives: row.n_false_negatives as number,
     carried,
     ...(filtered ? { filtered } : {}),
+    ...(rescored ? { posRescore: row.pos_rescore as number, negRescores: row.neg_rescores as number[] } : {}),
     extra,
   }
 }
+
+const RESCORE_NAMES: ReadonlySet<string> = new Set(RESCORE_COLUMNS.map(c => c.name))
 
 const FILTERED_NAMES: ReadonlySet<string> = new Set([...FILTERED_COLUMNS, FILTERED_IMAGES_COLUMN].map(c => c.name))
 

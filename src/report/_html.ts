@@ -49,10 +49,12 @@ export function renderReportHtml(data: ReportData): string {
     thumbs.css === '' ? '' : `<style>${thumbs.css}</style>`,
     '</head><body>',
     `<header><h1>hardneg report</h1><p class="sub">${esc(data.shards)} · ${int(data.rows)} rows · mined ${esc(data.manifest.createdAt ?? '?')} by hardneg ${esc(data.manifest.tool?.version ?? '?')}</p>`,
-    '<nav><a href="#run">Run</a> <a href="#scores">Scores</a> <a href="#groups">Groups</a> <a href="#gallery">Gallery</a></nav></header>',
+    `<nav><a href="#run">Run</a> <a href="#scores">Scores</a>${data.overall.rescore ? ' <a href="#rescore">Rescorer</a>' : ''}${data.overall.counts?.sweep ? ' <a href="#sweep">Threshold sweep</a>' : ''} <a href="#groups">Groups</a> <a href="#gallery">Gallery</a></nav></header>`,
     '<main>',
     runSection(data),
     scoresSection(data),
+    rescoreSection(data),
+    sweepSection(data),
     groupsSection(data),
     gallerySection(data, thumbs.classOf),
     '</main>',
@@ -73,6 +75,7 @@ function runSection(data: ReportData): string {
     ['FalseNeg% (queries with a filtered candidate)', pct(c?.queriesWithFalseNegatives, c?.rowsIn)],
     ['candidates filtered', int(c?.falseNegatives)],
     ['padded / short / dropped rows', `${int(c?.padded)} / ${int(c?.short)} / ${int(c?.dropped)}`],
+    ['queries with several positives / sibling positives left out', `${int(c?.multiPositiveQueries)} / ${int(c?.siblingPositivesExcluded)}`],
     ['total time', m.timings?.total === undefined ? '–' : `${fmt(m.timings.total, 1)} s`],
   ]
   const inputs = (m.inputs ?? []).map(i => `<tr><td>${esc(i.role)}</td><td class="path">${esc(i.path)}</td><td class="num">${int(i.bytes)}</td><td><code title="${esc(i.sha256)}">${esc(String(i.sha256).slice(0, 12))}</code></td></tr>`)
@@ -185,6 +188,85 @@ function stepPath(h: Histogram, x: (v: number) => number, xlo: number, xhi: numb
   return parts.join('')
 }
 
+/** The rescorer's scores of positives and negatives (runs with --rescore-url), over its own score range. */
+function rescoreSection(data: ReportData): string {
+  const r = data.manifest.rescore
+  const h = data.overall.rescore
+  if (r === undefined || h === undefined) return ''
+  const W = 760
+  const left = 92
+  const right = 12
+  const panelH = 54
+  const gap = 8
+  const top = 16
+  const [xlo, xhi] = [h.positive.lo, h.positive.hi]
+  const x = (v: number): number => left + ((v - xlo) / (xhi - xlo)) * (W - left - right)
+  const out: string[] = []
+  const series: [keyof typeof COLORS, string, Histogram][] = [['positive', 'positive', h.positive], ['negative', 'negatives', h.negative]]
+  series.forEach(([key, label, hist], p) => {
+    const y0 = top + p * (panelH + gap)
+    const base = y0 + panelH
+    const max = Math.max(0, ...hist.counts)
+    out.push(`<line x1="${left}" y1="${base}" x2="${W - right}" y2="${base}" class="axis"/>`)
+    out.push(`<g class="series" data-series="rescore-${key}" data-total="${hist.total}"><path d="${stepPath(hist, x, xlo, xhi, base, panelH, max)}" fill="${COLORS[key]}" fill-opacity="0.75"/></g>`)
+    out.push(`<text x="4" y="${y0 + 14}" class="lbl" fill="${COLORS[key]}">${label}</text><text x="4" y="${y0 + 28}" class="small">n ${int(hist.total)}</text>`)
+    const outside = [hist.below > 0 ? `${int(hist.below)} below ${hist.lo}` : '', hist.above > 0 ? `${int(hist.above)} above ${hist.hi}` : ''].filter(Boolean).join(', ')
+    if (outside !== '') out.push(`<text x="${W - right}" y="${y0 + 10}" class="small" text-anchor="end">${outside} (not drawn)</text>`)
+  })
+  const bottom = top + 2 * (panelH + gap) - gap
+  const step = (xhi - xlo) / 10
+  for (let i = 0; i <= 10; i++) {
+    const t = xlo + i * step
+    out.push(`<line x1="${x(t).toFixed(1)}" y1="${bottom}" x2="${x(t).toFixed(1)}" y2="${bottom + 4}" class="axis"/><text x="${x(t).toFixed(1)}" y="${bottom + 15}" class="small" text-anchor="middle">${fmt(t, 1)}</text>`)
+  }
+  const H = bottom + 22
+  const c = r.counts
+  return `<section id="rescore"><h2>Rescorer scores</h2>
+<p class="note">Second stage: <code>${esc(r.identity.api)}</code> with model <code>${esc(r.identity.model)}</code> at ${esc(r.url)}, scores in its own space (${esc(r.identity.scoreSpace)}). A rescored candidate scoring above r(pos) − ${esc(r.rule.margin)}${r.rule.maxScore !== undefined ? ` or above ${esc(r.rule.maxScore)}` : ''} is a false negative; the top ${esc(r.rule.top)} embedding survivors of each query were rescored, negatives taken in ${esc(r.rule.rank)} order. ${int(c.pairsScored)} pairs scored (${int(c.cacheHits)} from the cache, ${int(c.sent)} sent in ${int(c.requests)} requests, ${int(c.retries)} retries); ${int(data.overall.counts?.falseNegativesByRule.rescore)} candidates removed; ${int(c.positiveOutranked)} rows whose positive a rescored candidate outscored (the pair may be noise).</p>
+<figure class="chart"><figcaption>rescorer scores of positives and of the chosen negatives</figcaption><svg class="histogram rescore" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="histograms of the rescorer's scores">${out.join('')}</svg></figure></section>`
+}
+
+/**
+ * FalseNeg% against the margin β from the run's `--sweep-thresholds` (the manifest's
+ * counts), as a line chart and a table: UniME's β ablation on the user's own data.
+ */
+function sweepSection(data: ReportData): string {
+  const sweep = data.overall.counts?.sweep
+  if (sweep === undefined || sweep.length === 0) return ''
+  const points = [...sweep].sort((a, b) => a.threshold - b.threshold)
+  const W = 560
+  const H = 240
+  const left = 52
+  const right = 16
+  const top = 16
+  const bottom = 36
+  const lo = Math.min(...points.map(p => p.threshold))
+  const hi = Math.max(...points.map(p => p.threshold))
+  const span = hi > lo ? hi - lo : 1
+  const x = (t: number): number => left + ((t - lo) / span) * (W - left - right) * (hi > lo ? 1 : 0.5) + (hi > lo ? 0 : (W - left - right) / 2)
+  const y = (share: number): number => top + (1 - share) * (H - top - bottom)
+  const out: string[] = []
+  for (const tick of [0, 0.25, 0.5, 0.75, 1]) {
+    out.push(`<line x1="${left}" y1="${y(tick).toFixed(1)}" x2="${W - right}" y2="${y(tick).toFixed(1)}" class="axis" stroke-opacity="0.3"/>`)
+    out.push(`<text x="${left - 6}" y="${(y(tick) + 4).toFixed(1)}" class="small" text-anchor="end">${tick * 100}%</text>`)
+  }
+  const path = points.map((p, i) => `${i === 0 ? 'M' : 'L'}${x(p.threshold).toFixed(1)} ${y(p.falseNegativeQueryShare).toFixed(1)}`).join('')
+  out.push(`<path d="${path}" fill="none" stroke="${COLORS.filtered}" stroke-width="2"/>`)
+  for (const p of points) {
+    const own = p.threshold === data.rules.threshold
+    out.push(`<g class="point" data-threshold="${p.threshold}" data-share="${p.falseNegativeQueryShare}"><circle cx="${x(p.threshold).toFixed(1)}" cy="${y(p.falseNegativeQueryShare).toFixed(1)}" r="${own ? 5 : 3.5}" fill="${own ? '#000' : COLORS.filtered}"/>` +
+      `<text x="${x(p.threshold).toFixed(1)}" y="${(y(p.falseNegativeQueryShare) - 8).toFixed(1)}" class="small" text-anchor="middle">${(100 * p.falseNegativeQueryShare).toFixed(1)}%</text></g>`)
+    out.push(`<text x="${x(p.threshold).toFixed(1)}" y="${H - bottom + 16}" class="small" text-anchor="middle">${esc(p.threshold)}</text>`)
+  }
+  out.push(`<text x="${(left + W - right) / 2}" y="${H - 4}" class="small" text-anchor="middle">margin β (a candidate above pos_score + β is a false negative)</text>`)
+  const rows = points.map(p => `<tr${p.threshold === data.rules.threshold ? ' class="total"' : ''}><td class="num">${esc(p.threshold)}</td><td class="num">${int(p.falseNegatives)}</td>` +
+    `<td class="num">${int(p.queriesWithFalseNegatives)}</td><td class="num">${(100 * p.falseNegativeQueryShare).toFixed(1)}%</td></tr>`)
+  return `<section id="sweep"><h2>Threshold sweep</h2>
+<p class="note">What the margin rule alone would filter at each β, counted in the same pass as the run (<code>--sweep-thresholds</code>; ${esc(data.manifest.search?.falseNegativeCounts === 'whole-pool' ? 'over the whole pool' : 'over the candidates fetched')}). The run's own β (${esc(data.rules.threshold)}) is the black point. UniME reports FalseNeg% 81.7 / 53.2 / 22.9 / 18.2 / 13.1 for β −0.1 / 0 / 0.1 / 0.2 / 0.3 on its data.</p>
+<div class="cols"><figure class="chart"><figcaption>FalseNeg% against β</figcaption><svg class="sweep" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" role="img" aria-label="FalseNeg% against the margin β">${out.join('')}</svg></figure>
+<table class="sweep"><tr><th>β</th><th>false negatives</th><th>queries with one</th><th>FalseNeg%</th></tr>${rows.join('')}</table></div></section>`
+}
+
 function groupsSection(data: ReportData): string {
   const ruleNames = [...new Set(data.groups.flatMap(g => Object.keys(g.storedByRule)))]
   const row = (label: string, g: GroupReport, cls = ''): string => {
@@ -200,6 +282,7 @@ function groupsSection(data: ReportData): string {
     '<th>candidates filtered</th><th>padded</th><th>short</th><th>dropped</th><th>mean pos</th><th>mean neg</th><th title="mean negative score / mean positive score">hardness</th>' +
     (data.layout.filtered ? '<th>stored filtered, by rule</th>' : '') + '</tr>'
   const rows = data.groups.map(g => row(groupName(g.name), g))
+
   return `<section id="groups"><h2>Per group</h2><table class="groups">${head}${rows.join('')}${data.groups.length > 1 ? row('all', data.overall, 'total') : ''}</table>
 <p class="note">Pairs in, FalseNeg%, candidates filtered, padded, short and dropped come from the manifest (dropped rows are not in the shards); the means are over the written rows: mean pos over pos_score, mean neg over the distinct negatives; hardness = mean neg / mean pos (closer to 1: harder negatives).</p></section>`
 }
@@ -226,8 +309,9 @@ function sampleCard(s: SampleRow, data: ReportData, classOf: (p: string) => stri
   const negImages = data.layout.images.negatives !== undefined
   const filteredImages = data.layout.images.filtered !== undefined
   const cell = (shown: boolean, p: string | undefined): string => (shown ? `<td>${image(p, 'small')}</td>` : '')
+  const rescored = s.posRescore !== undefined
   const negs = s.negatives.map((n, i) => `<tr class="neg${n.repeat ? ' repeat' : ''}"><td class="num rank">${i + 1}</td>${cell(negImages, n.image)}<td>${text(n.text)}</td>` +
-    `<td class="num score">${fmt(n.score)}</td><td class="num delta">${delta(n.score)}</td></tr>`)
+    `<td class="num score">${fmt(n.score)}</td><td class="num delta">${delta(n.score)}</td>${rescored ? `<td class="num rescore">${fmt(n.rescore)}</td>` : ''}</tr>`)
   let filtered: string
   if (s.filtered === undefined) filtered = `<p class="note">${int(s.nFalseNegatives)} candidates filtered (not stored: mined without --keep-filtered).</p>`
   else if (s.filtered.length === 0) filtered = `<p class="note">No candidate was filtered for this query.</p>`
@@ -242,8 +326,8 @@ function sampleCard(s: SampleRow, data: ReportData, classOf: (p: string) => stri
   }
   return `<article class="sample" id="row-${s.index}" data-row="${s.index}">
 <header><b>row ${int(s.index + 1)}</b> · id <code>${esc(s.id)}</code> · group <code>${esc(groupName(s.group))}</code> · pos_score <b>${fmt(s.posScore)}</b> · ceiling ${fmt(s.ceiling)} · ${s.nValid}${k === undefined ? '' : `/${k}`} distinct negatives · ${int(s.nFalseNegatives)} filtered</header>
-<div class="pair"><div class="side"><h4>query</h4>${image(s.queryImage, 'big')}${text(s.query)}</div><div class="side"><h4>positive <span class="small">${fmt(s.posScore)}</span></h4>${image(s.positiveImage, 'big')}${text(s.positive)}</div></div>
-<table class="negs${negImages ? ' tiles' : ''}"><caption>negatives</caption><tr><th>#</th>${negImages ? '<th>image</th>' : ''}<th>text</th><th>score</th><th>Δ</th></tr>${negs.join('')}</table>
+<div class="pair"><div class="side"><h4>query</h4>${image(s.queryImage, 'big')}${text(s.query)}</div><div class="side"><h4>positive <span class="small">${fmt(s.posScore)}${rescored ? ` · rescore <span class="pos-rescore">${fmt(s.posRescore)}</span>` : ''}</span></h4>${image(s.positiveImage, 'big')}${text(s.positive)}</div></div>
+<table class="negs${negImages ? ' tiles' : ''}"><caption>negatives</caption><tr><th>#</th>${negImages ? '<th>image</th>' : ''}<th>text</th><th>score</th><th>Δ</th>${rescored ? '<th>rescore</th>' : ''}</tr>${negs.join('')}</table>
 ${filtered}</article>`
 }
 
@@ -295,7 +379,7 @@ svg .axis{stroke:#999;stroke-width:1}svg .margin{stroke:#000;stroke-width:1.2;st
 .tiles tbody{display:flex;flex-wrap:wrap;gap:6px}.tiles tr:first-child{display:none}
 .tiles tr{display:flex;flex-direction:column;width:124px;border:1px solid #e2e2e2;background:#fff}.tiles td{border:0;padding:1px 5px;width:auto!important;text-align:left}
 .tiles .th.small{width:112px;height:84px;margin:0}.tiles .text{max-height:5em;font-size:12px}
-.tiles td.num::before{color:#777;font-size:11px}.tiles td.score::before{content:"score "}.tiles td.delta::before{content:"Δ "}.tiles td.rank::before{content:"#"}
+.tiles td.num::before{color:#777;font-size:11px}.tiles td.score::before{content:"score "}.tiles td.delta::before{content:"Δ "}.tiles td.rescore::before{content:"rescore "}.tiles td.rank::before{content:"#"}
 span.path{display:block;font:11px ui-monospace,monospace;color:#555}
 footer{color:#777;font-size:12px;padding:24px 16px}
 `

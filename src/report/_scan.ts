@@ -24,6 +24,7 @@ export const IMAGE_COLUMNS = {
 /** Which optional columns the shard set has. */
 export interface ShardLayout {
   filtered: boolean // filtered_texts/_scores/_rules (mined with --keep-filtered)
+  rescored: boolean // pos_rescore/neg_rescores (mined with --rescore-url)
   images: { query?: string; positive?: string; negatives?: string; filtered?: string } // the image column found for each side
 }
 
@@ -37,6 +38,7 @@ export interface GroupScan {
   negative: Histogram // neg_scores[0 .. n_valid): the distinct negatives, no padding repeats
   ceiling: Histogram // each row's ceiling: min(pos_score + threshold, max_score, pos_score (1 - relative_margin))
   filtered: Histogram | undefined // filtered_scores, when the shards have them
+  rescore: { positive: Histogram; negative: Histogram } | undefined // pos_rescore and the distinct negatives' neg_rescores, when the shards have them (over the rescorer's own range)
   storedByRule: Record<string, number> // filtered candidates stored, by rule name
 }
 
@@ -48,12 +50,13 @@ export interface SampleRow {
   query: string
   positive: string
   posScore: number
+  posRescore?: number // the rescorer's score of the positive (runs with --rescore-url)
   ceiling: number // the row's score ceiling under the run's rules
   nValid: number // distinct negatives
   nFalseNegatives: number // candidates the rules removed for this query
   queryImage?: string // image path as the shard holds it ('' and absent = none)
   positiveImage?: string
-  negatives: { text: string; id: string; score: number; repeat: boolean; image?: string }[] // as stored; repeat marks padding
+  negatives: { text: string; id: string; score: number; repeat: boolean; image?: string; rescore?: number }[] // as stored; repeat marks padding
   filtered?: { text: string; id: string; score: number; rule: string; image?: string }[] // as stored (with --keep-filtered)
 }
 
@@ -72,6 +75,7 @@ export interface ScanOptions {
   files: readonly string[] // shard files in order
   rules: FalseNegativeRules // the run's rules, for the ceilings
   bins: number // bins over [-1, 1]
+  rescoreRange?: [number, number] // the range the rescorer's scores are binned over (default [0, 1])
   samples: number // rows to sample
   seed: number // sample seed
   onProgress?: (done: number, total: number) => void // rows scanned
@@ -85,9 +89,13 @@ class GroupAccumulator {
   readonly negative: ScoreBins
   readonly ceiling: ScoreBins
   readonly filtered: ScoreBins
+  readonly posRescore: ScoreBins
+  readonly negRescore: ScoreBins
   readonly storedByRule = new Map<string, number>()
 
-  constructor(readonly name: string, bins: number) {
+  constructor(readonly name: string, bins: number, rescoreRange: [number, number] = [0, 1]) {
+    this.posRescore = new ScoreBins(rescoreRange[0], rescoreRange[1], bins)
+    this.negRescore = new ScoreBins(rescoreRange[0], rescoreRange[1], bins)
     this.positive = new ScoreBins(-1, 1, bins)
     this.negative = new ScoreBins(-1, 1, bins)
     this.ceiling = new ScoreBins(-1, 1, bins)
@@ -105,14 +113,15 @@ class GroupAccumulator {
       negative: this.negative.histogram(),
       ceiling: this.ceiling.histogram(),
       filtered: layout.filtered ? this.filtered.histogram() : undefined,
+      rescore: layout.rescored ? { positive: this.posRescore.histogram(), negative: this.negRescore.histogram() } : undefined,
       storedByRule: Object.fromEntries(byRule),
     }
   }
 }
 
 /** A group with no written rows (every row dropped): empty distributions. */
-export function emptyGroupScan(name: string, bins: number, layout: ShardLayout): GroupScan {
-  return new GroupAccumulator(name, bins).result(layout)
+export function emptyGroupScan(name: string, bins: number, layout: ShardLayout, rescoreRange?: [number, number]): GroupScan {
+  return new GroupAccumulator(name, bins, rescoreRange).result(layout)
 }
 
 /** Opens every shard's footer and checks the columns the report needs. */
@@ -134,16 +143,16 @@ export async function openShardSet(files: readonly string[]): Promise<{ shards: 
     const column = pick(IMAGE_COLUMNS[side])
     if (column !== undefined) images[side] = column
   }
-  return { shards, layout: { filtered: ['filtered_texts', 'filtered_scores', 'filtered_rules'].every(everywhere), images } }
+  return { shards, layout: { filtered: ['filtered_texts', 'filtered_scores', 'filtered_rules'].every(everywhere), rescored: ['pos_rescore', 'neg_rescores'].every(everywhere), images } }
 }
 
 /** The first pass: binned distributions per group and overall, and the sampled positions. */
 export async function scanShards(options: ScanOptions): Promise<ScanResult> {
   const { shards, layout } = await openShardSet(options.files)
   const total = shards.reduce((n, s) => n + s.rows, 0)
-  const columns = ['group', 'pos_score', 'neg_scores', 'n_valid', 'n_false_negatives', ...(layout.filtered ? ['filtered_scores', 'filtered_rules'] : [])]
+  const columns = ['group', 'pos_score', 'neg_scores', 'n_valid', 'n_false_negatives', ...(layout.filtered ? ['filtered_scores', 'filtered_rules'] : []), ...(layout.rescored ? ['pos_rescore', 'neg_rescores'] : [])]
   const groups = new Map<string, GroupAccumulator>()
-  const overall = new GroupAccumulator('', options.bins)
+  const overall = new GroupAccumulator('', options.bins, options.rescoreRange)
   const reservoir: number[] = []
   const random = mulberry32(options.seed)
   let index = 0
@@ -152,7 +161,7 @@ export async function scanShards(options: ScanOptions): Promise<ScanResult> {
       for (const row of await shard.read(columns, rowStart, rowEnd)) {
         const name = String(row.group ?? '')
         let group = groups.get(name)
-        if (group === undefined) groups.set(name, (group = new GroupAccumulator(name, options.bins)))
+        if (group === undefined) groups.set(name, (group = new GroupAccumulator(name, options.bins, options.rescoreRange)))
         for (const acc of [overall, group]) addRow(acc, row, options.rules)
         // Algorithm R: every row ends up sampled with the same chance, in one pass.
         if (reservoir.length < options.samples) reservoir.push(index)
@@ -187,6 +196,11 @@ function addRow(acc: GroupAccumulator, row: Record<string, unknown>, rules: Fals
   acc.ceiling.add(scoreCeiling(pos, rules))
   const negatives = numbers(row.neg_scores)
   for (let i = 0; i < Math.min(nValid, negatives.length); i++) acc.negative.add(negatives[i] as number)
+  if (row.pos_rescore !== undefined) {
+    acc.posRescore.add(Number(row.pos_rescore))
+    const rescores = numbers(row.neg_rescores)
+    for (let i = 0; i < Math.min(nValid, rescores.length); i++) acc.negRescore.add(rescores[i] as number)
+  }
   if (row.filtered_scores !== undefined) {
     for (const s of numbers(row.filtered_scores)) acc.filtered.add(s)
     for (const rule of strings(row.filtered_rules)) acc.storedByRule.set(rule, (acc.storedByRule.get(rule) ?? 0) + 1)
@@ -198,6 +212,7 @@ export async function readSamples(scan: ScanResult, rules: FalseNegativeRules): 
   const { layout } = scan
   const columns: string[] = [...MINED]
   if (layout.filtered) columns.push('filtered_texts', 'filtered_scores', 'filtered_rules')
+  if (layout.rescored) columns.push('pos_rescore', 'neg_rescores')
   if (layout.filtered && scan.shards.every(s => s.columns.includes('filtered_ids'))) columns.push('filtered_ids')
   for (const column of Object.values(layout.images)) columns.push(column)
   const out: SampleRow[] = []
@@ -228,6 +243,7 @@ function toSample(row: Record<string, unknown>, index: number, layout: ShardLayo
   const negImages = listImages(layout.images.negatives)
   const negIds = strings(row.neg_ids)
   const negScores = numbers(row.neg_scores)
+  const negRescores = layout.rescored ? numbers(row.neg_rescores) : undefined
   const sample: SampleRow = {
     index,
     id: String(row.id ?? ''),
@@ -244,7 +260,9 @@ function toSample(row: Record<string, unknown>, index: number, layout: ShardLayo
       score: negScores[i] ?? Number.NaN,
       repeat: i >= nValid,
       ...withImage(negImages[i]),
+      ...(negRescores ? { rescore: negRescores[i] ?? Number.NaN } : {}),
     })),
+    ...(layout.rescored ? { posRescore: Number(row.pos_rescore) } : {}),
   }
   const queryImage = image(layout.images.query)
   const positiveImage = image(layout.images.positive)

@@ -101,8 +101,10 @@ export async function buildReportData(options: ReportOptions): Promise<ReportDat
     if (!found) throw new HardnegError('E_BAD_FILE', `no such shard, expected the file ${MANIFEST_FILE} lists`, { file })
   }
 
+  // Logits spread far wider than probabilities; bin each space over its own range.
+  const rescoreRange: [number, number] = manifest.rescore?.identity.scoreSpace === 'logit' ? [-12, 12] : [0, 1]
   const scan = await scanShards({
-    files, rules, bins, samples, seed,
+    files, rules, bins, samples, seed, rescoreRange,
     onProgress: (done, total) => options.onProgress?.({ phase: 'scan', done, total }),
   })
   const sampled = await readSamples(scan, rules)
@@ -136,7 +138,7 @@ export async function buildReportData(options: ReportOptions): Promise<ReportDat
     groups: [
       ...scan.groups,
       // Groups whose rows were all dropped have no rows in the shards, only counts in the manifest.
-      ...Object.keys(groupCounts).filter(name => !scan.groups.some(g => g.name === name)).map(name => emptyGroupScan(name, bins, scan.layout)),
+      ...Object.keys(groupCounts).filter(name => !scan.groups.some(g => g.name === name)).map(name => emptyGroupScan(name, bins, scan.layout, rescoreRange)),
     ].map(g => withCounts(g, groupCounts[g.name])),
     seed,
     samplesRequested: samples,

@@ -55,10 +55,12 @@ export const CHECKS = {
   V_N_VALID: { group: 'negatives', severity: 'error', title: 'n_valid matches the negatives (distinct, padding cycles them)' },
   V_NEG_IS_POSITIVE: { group: 'negatives', severity: 'error', title: "no negative is the row's positive" },
   V_NEG_IS_QUERY: { group: 'negatives', severity: 'error', title: "no negative is the row's query" },
+  V_NEG_IS_LABELED_POSITIVE: { group: 'negatives', severity: 'error', title: 'no negative is a labeled positive of the same query (the positive of a row with the same query)' },
   V_NEG_LIKE_POSITIVE: { group: 'negatives', severity: 'warning', title: 'no negative equals the positive up to case and whitespace' },
   V_SCORE_RANGE: { group: 'negatives', severity: 'error', title: 'scores are finite cosine similarities in [-1, 1]' },
   V_SCORE_ABOVE_MARGIN: { group: 'negatives', severity: 'error', title: 'negative scores are at most the ceiling (pos_score + threshold, caps)' },
   V_SCORES_UNSORTED: { group: 'negatives', severity: 'error', title: 'the first n_valid negatives are sorted by descending score' },
+  V_POS_BELOW_NEG: { group: 'negatives', severity: 'warning', title: 'every positive scores at least its best negative (else the pair may be noise)' },
   // rescoring from embeddings
   V_INPUT_CHANGED: { group: 'rescore', severity: 'warning', title: 'the given inputs are the files the manifest recorded' },
   V_RESCORE_UNMAPPED: { group: 'rescore', severity: 'error', title: 'every sampled id maps to a pair row' },
@@ -145,6 +147,17 @@ export class FindingLog {
       ...(place.line !== undefined ? { line: place.line } : {}),
       message: where + text,
     })
+  }
+
+  /**
+   * Records `count` occurrences of `code` as one finding: for conditions that are
+   * reported as a total with its first place rather than row by row.
+   */
+  addCount(code: FindingCode, place: FindingPlace, count: number, detail: string): void {
+    if (count <= 0) return
+    const before = this.counts.get(code) ?? 0
+    this.add(code, place, detail)
+    this.counts.set(code, before + count)
   }
 
   /** Findings of `code` so far, including those beyond the cap. */

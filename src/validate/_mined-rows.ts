@@ -60,7 +60,7 @@ export async function checkMinedRows(set: ShardSet, options: MinedRowsCheckOptio
   const total = set.shards.reduce((n, s) => n + s.rows, 0)
   const checked = options.sample === undefined || options.sample >= total ? undefined : sampleRows(total, options.sample, options.seed)
   const drawn = options.rescore === undefined ? new Int32Array(0) : sampleRows(total, options.rescore, options.seed ^ 0x2c1b3c6d)
-  log.ran('V_SCHEMA', 'V_N_VALID', 'V_NEG_IS_POSITIVE', 'V_NEG_IS_QUERY', 'V_NEG_LIKE_POSITIVE', 'V_SCORE_RANGE', 'V_SCORES_UNSORTED')
+  log.ran('V_SCHEMA', 'V_N_VALID', 'V_NEG_IS_POSITIVE', 'V_NEG_IS_QUERY', 'V_NEG_IS_LABELED_POSITIVE', 'V_NEG_LIKE_POSITIVE', 'V_SCORE_RANGE', 'V_SCORES_UNSORTED', 'V_POS_BELOW_NEG')
   if (set.selection !== undefined) log.ran('V_SHORT_ROW', 'V_SCORE_ABOVE_MARGIN')
   if (options.forbid !== undefined) log.ran('V_CONTAMINATION')
   if (checked !== undefined) {
@@ -70,6 +70,8 @@ export async function checkMinedRows(set: ShardSet, options: MinedRowsCheckOptio
   }
   const ids = checked === undefined ? new HashIndex64() : undefined
   const out: DrawnRow[] = []
+  const labeled = await labeledPositives(set, total)
+  const below = { rows: 0, first: undefined as string | undefined }
 
   let offset = 0
   for (const shard of set.shards) {
@@ -95,7 +97,11 @@ export async function checkMinedRows(set: ShardSet, options: MinedRowsCheckOptio
           const fields = readFields(raw, place, isChecked ? log : undefined)
           if (fields === undefined) continue
           if (isChecked) {
-            checkRow(fields, place, set, options.forbid, log)
+            checkRow(fields, place, set, options.forbid, log, labeled)
+            const best = Math.max(...fields.negScores.slice(0, fields.nValid))
+            if (fields.nValid > 0 && fields.posScore < best && below.rows++ === 0) {
+              below.first = `${place.file}:${place.row} (pos_score ${fmt(fields.posScore)} < best negative ${fmt(best)})`
+            }
             for (const [name, role] of imageColumns) {
               const value = raw[name]
               if (typeof value === 'string' && value !== '') options.images?.push({ path: value, place, role })
@@ -115,7 +121,36 @@ export async function checkMinedRows(set: ShardSet, options: MinedRowsCheckOptio
     }
     offset += shard.rows
   }
+  const scope = checked === undefined ? `${total} rows` : `${checked.length} checked rows`
+  log.addCount('V_POS_BELOW_NEG', { file: set.dir }, below.rows,
+    `${below.rows} of ${scope} score their positive below their best negative (first: ${below.first}), expected the positive to score highest; such pairs may be noise (a mislabeled or weak positive)`)
   return out
+}
+
+/**
+ * Every labeled positive of the shard set: the hash of (group, query, positive) of each
+ * row (with image paths in a run with images), mapped to the first row that labels it.
+ * One pass over the query, positive and group columns, before the row checks.
+ */
+async function labeledPositives(set: ShardSet, total: number): Promise<HashIndex64> {
+  const labels = new HashIndex64(total * 2)
+  let offset = 0
+  for (const shard of set.shards) {
+    const names = new Set(shard.metadata.schema.map(e => e.name))
+    const images = names.has('query_image') && names.has('pos_image')
+    const columns = ['query', 'positive', 'group', ...(images ? ['query_image', 'pos_image'] : [])]
+    if (!columns.every(c => names.has(c))) {
+      offset += shard.rows
+      continue // V_SCHEMA reports it
+    }
+    const rows = await parquetReadObjects({ file: shard.buffer, metadata: shard.metadata, columns, compressors })
+    for (const [i, r] of rows.entries()) {
+      const side = (text: unknown, image: unknown): string => (images ? `${String(text)}\u0000${String(image)}` : String(text))
+      labels.putIfAbsent(hashTexts(String(r.group), side(r.query, r.query_image), side(r.positive, r.pos_image)), offset + i)
+    }
+    offset += shard.rows
+  }
+  return labels
 }
 
 /** The global rows [from, to) to decode for one row group, or undefined when none is wanted. */
@@ -195,7 +230,7 @@ function readFields(raw: Record<string, unknown>, place: FindingPlace, log: Find
   }
 }
 
-function checkRow(r: MinedFields, place: FindingPlace, set: ShardSet, forbid: ForbidSet | undefined, log: FindingLog): void {
+function checkRow(r: MinedFields, place: FindingPlace, set: ShardSet, forbid: ForbidSet | undefined, log: FindingLog, labeled: HashIndex64): void {
   const { negScores, nValid, posScore } = r
   // A candidate is its text, or in a run with images its (text, image path).
   const side = (text: string, image: string | undefined): string => (r.images === undefined ? text : `${text}\u0000${image}`)
@@ -245,6 +280,9 @@ function checkRow(r: MinedFields, place: FindingPlace, set: ShardSet, forbid: Fo
       log.add('V_NEG_IS_POSITIVE', place, () => `negative ${i} is the positive ${shown(i)}, expected another ${r.images ? 'candidate' : 'text'}`)
     } else if (key === query) {
       log.add('V_NEG_IS_QUERY', place, () => `negative ${i} is the query ${shown(i)}, expected another ${r.images ? 'candidate' : 'text'}`)
+    } else if (labeled.get(hashTexts(r.group, query, key)) >= 0) {
+      const first = labeled.get(hashTexts(r.group, query, key))
+      log.add('V_NEG_IS_LABELED_POSITIVE', place, () => `negative ${i} ${shown(i)} is a labeled positive of this row's query (the positive of ${locate(set, first)}), expected a candidate no row of the query labels`)
     } else if (textOnly && normalisedPositive !== '' && normaliseText(text) === normalisedPositive) {
       log.add('V_NEG_LIKE_POSITIVE', place, () => `negative ${i} ${quote(text)} equals the positive ${quote(r.positive)} up to case and whitespace, expected another text`)
     }

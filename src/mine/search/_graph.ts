@@ -23,7 +23,7 @@ export interface GraphRules {
   querySim: boolean // mask candidates whose owning query is too similar to the query (needs `owners` and `querySimMax`)
   splitMargin: boolean // also count, apart, the candidates above the margin rule's ceiling `margin_cap` (when other rules share `cap` or mask)
   keepRemoved: boolean // also rank the removed candidates (a second TopK, needs `kr`) and report which rule removed each
-  sweeps?: number // count the candidates above each of this many further ceilings `sweep_caps` (default 0: none)
+  sweeps?: boolean // also return the candidates above a per-query floor `sweep_floor`, for counting them against a sweep's ceilings (default false)
 }
 
 /** Bits of a removed candidate's `removed_rule` code; the lowest set bit is the rule reported. */
@@ -78,10 +78,10 @@ export function int64Constant(name: string, dims: number[], values: number[]): o
  * [b,1] and outputs `margin_removed` [b] and `excl_margin` [b,E] do the same for the
  * margin rule alone. With keepRemoved also `removed_scores`/`removed_index` [b,kr], the
  * best-scoring removed candidates (kept ones score below REMOVED_BELOW), and
- * `removed_rule` [b,kr] their RULE_BITS codes. With S = `sweeps` > 0, input `sweep_caps`
- * [b,S] and outputs `sweep_removed` [b,S], the candidates above each ceiling, and
- * `excl_scores` [b,E] the scores of the `excl` columns, for the caller to take them out
- * of those counts.
+ * `removed_rule` [b,kr] their RULE_BITS codes. With `sweeps`, input `sweep_floor` [b,1]
+ * and outputs `sweep_rows` [b], how many candidates of each query score above its floor,
+ * `sweep_scores` [m] their scores (query by query, in pool order), and `excl_scores`
+ * [b,E] the scores of the `excl` columns, for the caller to take them out of its counts.
  */
 export function buildScoreGraph(rules: GraphRules): Uint8Array {
   const nodes: onnxProto.onnx.INodeProto[] = []
@@ -138,23 +138,20 @@ export function buildScoreGraph(rules: GraphRules): Uint8Array {
     nodes.push(node('GatherElements', ['margin_f', 'excl_safe'], ['excl_margin'], { axis: { i: 1 } }))
     outputs.push(tensorInfo('margin_removed', FLOAT, ['b']), tensorInfo('excl_margin', FLOAT, ['b', 'e']))
   }
-  const sweeps = rules.sweeps ?? 0
-  if (sweeps > 0) {
-    inputs.push(tensorInfo('sweep_caps', FLOAT, ['b', sweeps]))
-    // One compare and sum per ceiling over the [b,n] block: a [b,n,S] broadcast would
-    // hold S times the block at once and run slower.
-    const caps = Array.from({ length: sweeps }, (_, i) => `sweep_cap_${i}`)
-    nodes.push(sweeps === 1 ? node('Identity', ['sweep_caps'], caps) : node('Split', ['sweep_caps'], caps, { axis: { i: 1 } }))
-    const counts: string[] = []
-    for (const [i, cap] of caps.entries()) {
-      nodes.push(node('Greater', ['s', cap], [`sweep_over_${i}`]))
-      nodes.push(node('Cast', [`sweep_over_${i}`], [`sweep_f_${i}`], { to: { i: FLOAT } }))
-      nodes.push(node('ReduceSum', [`sweep_f_${i}`, 'axis1'], [`sweep_count_${i}`], { keepdims: { i: 1 } }))
-      counts.push(`sweep_count_${i}`)
-    }
-    nodes.push(counts.length === 1 ? node('Identity', counts, ['sweep_removed']) : node('Concat', counts, ['sweep_removed'], { axis: { i: 1 } }))
+  if (rules.sweeps) {
+    // Every sweep ceiling is at least the lowest, `sweep_floor`: one compare picks the few
+    // candidates above it (row-major, so grouped by row, `sweep_rows` per row), and the
+    // caller counts those against each ceiling. One pass over the block instead of three
+    // per ceiling.
+    inputs.push(tensorInfo('sweep_floor', FLOAT, ['b', 1]))
+    nodes.push(node('Greater', ['s', 'sweep_floor'], ['sweep_over']))
+    nodes.push(node('Cast', ['sweep_over'], ['sweep_over_f'], { to: { i: FLOAT } }))
+    nodes.push(node('ReduceSum', ['sweep_over_f', 'axis1'], ['sweep_rows'], { keepdims: { i: 0 } }))
+    nodes.push(int64Constant('flat', [1], [-1]))
+    nodes.push(node('Reshape', ['sweep_over', 'flat'], ['sweep_over_flat']))
+    nodes.push(node('Compress', ['s', 'sweep_over_flat'], ['sweep_scores']))
     nodes.push(node('GatherElements', ['s', 'excl_safe'], ['excl_scores'], { axis: { i: 1 } }))
-    outputs.push(tensorInfo('sweep_removed', FLOAT, ['b', sweeps]), tensorInfo('excl_scores', FLOAT, ['b', 'e']))
+    outputs.push(tensorInfo('sweep_rows', FLOAT, ['b']), tensorInfo('sweep_scores', FLOAT, ['m']), tensorInfo('excl_scores', FLOAT, ['b', 'e']))
   }
   if (rules.keepRemoved) {
     inputs.push(tensorInfo('kr', INT64, [1]))

@@ -135,7 +135,7 @@ export async function createExactSearcher(options: ExactSearchOptions): Promise<
   const nBlocks = Math.max(1, Math.floor(pool.rows / Math.max(MIN_POOL_BLOCK, options.poolBlockRows ?? 16384)))
   const poolBlockRows = Math.ceil(pool.rows / nBlocks)
   const threads = options.threads ?? os.availableParallelism()
-  const session = await ort.InferenceSession.create(buildScoreGraph({ posSim: usePos, querySim: useOwners, splitMargin, keepRemoved: keepRemoved > 0, sweeps }), {
+  const session = await ort.InferenceSession.create(buildScoreGraph({ posSim: usePos, querySim: useOwners, splitMargin, keepRemoved: keepRemoved > 0, sweeps: sweeps > 0 }), {
     intraOpNumThreads: threads,
     interOpNumThreads: 1,
     executionMode: 'sequential',
@@ -166,7 +166,8 @@ export async function createExactSearcher(options: ExactSearchOptions): Promise<
     const marginCap = splitMargin ? new ort.Tensor('float32', padRows(batch.marginCaps ?? missing('marginCaps'), b, 1), [rowsIn, 1]) : undefined
     const pos = usePos ? new ort.Tensor('float32', padRows(batch.positives ?? missing('positives'), b, dim), [rowsIn, dim]) : undefined
     const sweepCaps = sweeps > 0 ? batch.sweepCaps ?? missing('sweepCaps') : undefined
-    const sweepCap = sweepCaps ? new ort.Tensor('float32', padRows(sweepCaps, b, sweeps), [rowsIn, sweeps]) : undefined
+    // The lowest ceiling of each query (ceilings rise with the threshold; min keeps it exact whatever the order given).
+    const sweepFloor = sweepCaps ? new ort.Tensor('float32', padRows(Float32Array.from({ length: b }, (_, i) => Math.min(...sweepCaps.subarray(i * sweeps, (i + 1) * sweeps))), b, 1), [rowsIn, 1]) : undefined
     const localExcl = new BigInt64Array(rowsIn * e).fill(-1n)
     for (let start = 0; start < pool.rows; start += poolBlockRows) {
       const n = Math.min(poolBlockRows, pool.rows - start)
@@ -186,7 +187,7 @@ export async function createExactSearcher(options: ExactSearchOptions): Promise<
       if (keepRemoved > 0) feeds.kr = new ort.Tensor('int64', BigInt64Array.of(BigInt(wantRemoved)), [1])
       if (pos) Object.assign(feeds, { pos, pos_max: posMax })
       if (marginCap) feeds.margin_cap = marginCap
-      if (sweepCap) feeds.sweep_caps = sweepCap
+      if (sweepFloor) feeds.sweep_floor = sweepFloor
       if (useOwners && options.owners) {
         feeds.owners = new ort.Tensor('float32', options.owners.data.subarray(start * dim, (start + n) * dim), [n, dim])
         feeds.query_max = queryMax
@@ -198,8 +199,10 @@ export async function createExactSearcher(options: ExactSearchOptions): Promise<
       const exclRemoved = out.excl_removed?.data as Float32Array
       const marginRemoved = splitMargin ? (out.margin_removed?.data as Float32Array) : removed
       const exclMargin = splitMargin ? (out.excl_margin?.data as Float32Array) : exclRemoved
-      const sweepRemoved = out.sweep_removed?.data as Float32Array | undefined
+      const sweepRows = out.sweep_rows?.data as Float32Array | undefined
+      const sweepScores = out.sweep_scores?.data as Float32Array | undefined
       const exclScores = out.excl_scores?.data as Float32Array | undefined
+      let sweepAt = 0 // where query i's scores above its floor start in sweepScores
       for (let i = 0; i < b; i++) {
         const r = results[i] as SearchResult
         let removedHere = removed[i] ?? 0
@@ -214,14 +217,17 @@ export async function createExactSearcher(options: ExactSearchOptions): Promise<
           removedHere -= exclRemoved[i * e + j] ?? 0
           marginHere -= exclMargin[i * e + j] ?? 0
         }
-        if (sweepCaps && sweepRemoved && exclScores && r.sweepRemoved) {
+        if (sweepCaps && sweepRows && sweepScores && exclScores && r.sweepRemoved) {
+          const over = sweepRows[i] ?? 0
           for (let t = 0; t < sweeps; t++) {
             const cap = sweepCaps[i * sweeps + t] as number
-            let count = sweepRemoved[i * sweeps + t] ?? 0
+            let count = 0
+            for (let j = sweepAt; j < sweepAt + over; j++) if ((sweepScores[j] as number) > cap) count++
             // Each excluded candidate once, by its score against this ceiling (the graph's float32 compare).
             for (const at of skipAt) if ((exclScores[at] as number) > cap) count--
             r.sweepRemoved[t] = (r.sweepRemoved[t] ?? 0) + count
           }
+          sweepAt += over
         }
         r.removed += removedHere
         r.removedByMargin += marginHere

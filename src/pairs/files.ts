@@ -1,12 +1,11 @@
 /**
- * Mining's inputs over several files: the pairs files read as one sequence of rows (with
- * the subset each file holds), and the images those pairs name, decoded and hashed once.
- * Private to `mine.ts`.
+ * Several pairs files as one sequence of rows, numbered across the files, with the subset
+ * each file holds. `mine` and `embed` both read their pairs through here, so that row i
+ * means the same pair to both.
  */
 import path from 'node:path'
 import { HardnegError } from '../errors.js'
-import { hashImages, type HashedImage, type ImageRef } from '../images/images.js'
-import { collectPairs, type ReadPairsOptions } from '../pairs/pairs.js'
+import { collectPairs, type ReadPairsOptions } from './pairs.js'
 import type { PairRecord } from '../types.js'
 
 /** The column options every pairs file is read with, and how rows are grouped. */
@@ -58,49 +57,4 @@ export function listOf(name: string, value: string | readonly string[]): string[
   const list = typeof value === 'string' ? [value] : [...value]
   if (list.length === 0) throw new HardnegError('E_BAD_OPTION', `${name}: no files, expected at least one`)
   return list
-}
-
-/** The images of a run: hashes by path as written, and the pair rows to drop. */
-export interface PairImages {
-  byPath: Map<string, HashedImage> // image path as written -> its decode and hashes
-  badRows: Set<number> // pair rows with a bad image (only with onBadImage 'skip')
-  summary: { root: string; distinct: number; decoded: number; cached: number; cache: string; badRows: number } // for the manifest
-}
-
-export async function hashPairImages(
-  files: readonly PairFile[],
-  options: { root: string; cache: string; onBadImage: 'error' | 'skip'; onProgress?: (done: number, total: number) => void },
-): Promise<PairImages> {
-  const refs: (ImageRef & { pairRow: number })[] = []
-  for (const f of files) {
-    for (const p of f.pairs) {
-      const row = p.row - f.firstRow + 1
-      if (p.queryImage !== '') refs.push({ path: p.queryImage, file: f.file, row, role: 'query', pairRow: p.row })
-      if (p.positiveImage !== '') refs.push({ path: p.positiveImage, file: f.file, row, role: 'positive', pairRow: p.row })
-    }
-  }
-  const result = await hashImages(refs, {
-    root: options.root,
-    cache: options.cache,
-    onBadImage: options.onBadImage,
-    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
-  })
-  const byPath = new Map<string, HashedImage>()
-  refs.forEach((ref, i) => {
-    const image = result.images[i]
-    if (image && !byPath.has(ref.path)) byPath.set(ref.path, image)
-  })
-  const badRows = new Set(result.bad.map((b) => (refs[b.index] as { pairRow: number }).pairRow))
-  return {
-    byPath,
-    badRows,
-    summary: {
-      root: path.resolve(options.root),
-      distinct: result.distinct,
-      decoded: result.decoded,
-      cached: result.cached,
-      cache: result.cache,
-      badRows: badRows.size,
-    },
-  }
 }
