@@ -130,7 +130,9 @@ export async function createInt8Searcher(options: Int8SearchOptions): Promise<In
     await Promise.allSettled(parts.map((p) => p.session.release()))
     throw err
   }
-  const stats = { ...q8, codes: new Int8Array(0) } satisfies QuantizedRows // the codes live in the sessions now
+  // The codes live in the sessions now; the closures below keep this scope (and q8) alive.
+  q8.codes = new Int8Array(0)
+  const stats: QuantizedRows = q8
   const rescored: number[] = []
   const ceilingBand: number[] = []
   let slack = FIRST_SLACK
