@@ -5,6 +5,7 @@ import { loadEmbeddingMatrix, mineNegatives, readShards, type MinedRow } from '.
 import { chooseExactKernel, createExactSearcher, type ExactSearchOptions } from '../src/mine/search/exact.js'
 import { dotRows } from '../src/mine/search/hnsw.js'
 import { buildInt8PoolGraph } from '../src/mine/search/_int8-graph.js'
+import { createInt8Searcher } from '../src/mine/search/_int8.js'
 import { POOL_LEVELS, QUERY_LEVELS, QUERY_ZERO, quantizeRows, scoreInterval } from '../src/mine/search/_quantize.js'
 import type { QueryBatch, SearchResult } from '../src/mine/search/topk.js'
 import { randomUnit, rng, tempDir, writeCsv, writeNpy } from './_helpers.js'
@@ -113,6 +114,14 @@ describe('int8 exact kernel', () => {
       expect(plain(await searchWith(pool, batch, { keep: 10, ...ALL_PARTS, poolBlockRows, threads })), `blocks of ${poolBlockRows}`).toEqual(want)
     }
     expect(want.some((r) => (r as { removed: number }).removed > 1000)).toBe(true)
+  })
+
+  it('gives the same results when the pool\'s codes are spread over several sessions (pools past 1 GiB of codes)', async () => {
+    // Blocks of 500 rows x 48 codes, at most two blocks a session: three sessions, searched one after another.
+    const searcher = await createInt8Searcher({ pool, keep: 10, ...ALL_PARTS, poolBlockRows: 500, maxSessionBytes: 2 * 500 * dim })
+    const got = await searcher.search(batch)
+    await searcher.close()
+    expect(plain(got)).toEqual(plain(exactDefinition(batch, pool, 10, 5)))
   })
 
   it('gives every query the same result in any batch, and a wider keep on request (to the whole pool)', async () => {

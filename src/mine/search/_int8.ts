@@ -1,15 +1,15 @@
 /**
  * The int8 exact kernel: every (query, candidate) pair scored in exact integer arithmetic
- * (onnxruntime's u8 x s8 MatMulInteger, one session per pool block with the block's codes
- * packed once), every decision the integer score cannot certify made on the exact score
+ * (onnxruntime's u8 x s8 MatMulIntegerToFloat, every pool block's codes an initializer of
+ * one session, packed once), every decision the integer score cannot certify made on the exact score
  * (a float64 sum of float32 products, rounded to float32: the `dotRows` of hnsw mode and
  * of `pos_score`). Results are therefore the exact definition's, whatever the CPU, thread
  * count or block sizes. Private to search/: `exact.ts` is its face.
  */
+import os from 'node:os'
 import * as ort from 'onnxruntime-node'
 import { HardnegError } from '../../errors.js'
 import type { EmbeddingMatrix } from '../../types.js'
-import os from 'node:os'
 import { buildInt8PoolGraph, type Int8Block } from './_int8-graph.js'
 import { float32AtLeast, float32AtMost, POOL_LEVELS, QUERY_LEVELS, QUERY_ZERO, quantizeRows, SLACK, type QuantizedRows } from './_quantize.js'
 import { checkCount, type QueryBatch, type SearchResult } from './topk.js'
@@ -22,8 +22,9 @@ export interface Int8SearchOptions {
   keepRemoved?: number // removed candidates to return per query in `filtered` (default 0)
   splitMargin?: boolean // count the margin rule's removals apart (batches carry `marginCaps`) (default false)
   sweeps?: number // count the candidates above S further ceilings (batches carry `sweepCaps`) (default 0)
-  poolBlockRows?: number // pool rows per block session (default 16384); results do not depend on it
-  threads?: number // intra-op threads per session (default: available cores); results do not depend on it
+  poolBlockRows?: number // pool rows per block (default 16384); results do not depend on it
+  threads?: number // intra-op threads (default: available cores); results do not depend on it
+  maxSessionBytes?: number // pool codes per onnxruntime session at most (default SESSION_BYTES, 1 GiB); a larger pool gets several sessions, run one after another; results do not depend on it
 }
 
 /** Per query, how much exact rescoring the integer pass left (one entry per query searched). */
@@ -106,7 +107,7 @@ export async function createInt8Searcher(options: Int8SearchOptions): Promise<In
     }
     for (let start = 0; start < total; start += blockRows) {
       const n = Math.min(blockRows, total - start)
-      if ((pending.length + 1) * n * dim > SESSION_BYTES) await flush()
+      if ((pending.length + 1) * n * dim > (options.maxSessionBytes ?? SESSION_BYTES)) await flush()
       const cols = order.slice(start, start + n)
       const codes = new Int8Array(dim * n)
       const scale = new Float32Array(n)
