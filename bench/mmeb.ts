@@ -79,6 +79,7 @@ interface Run {
   label: string
   wallSeconds: number
   peakRssBytes: number
+  cpuSeconds?: number // user + system CPU seconds (GNU time)
   timings: Record<string, number>
   gflops: number
   tflop: number
@@ -105,6 +106,7 @@ async function mine(label: string, pairs: string, ds: Dataset, s: Subsets, out: 
     label,
     wallSeconds: m.wallSeconds,
     peakRssBytes: m.peakRssBytes,
+    ...(m.cpuSeconds !== undefined ? { cpuSeconds: m.cpuSeconds } : {}),
     timings: manifest.timings,
     gflops: flop / (manifest.timings.search ?? NaN) / 1e9,
     tflop: flop / 1e12,
@@ -113,7 +115,7 @@ async function mine(label: string, pairs: string, ds: Dataset, s: Subsets, out: 
     loadAverage: os.loadavg(),
     ...(manifest.search.exactKernel ? { exactKernel: manifest.search.exactKernel } : {}),
   }
-  log(`${label}: wall ${run.wallSeconds.toFixed(1)} s, peak RSS ${gib(run.peakRssBytes)}, search ${run.timings.search?.toFixed(1)} s, ` +
+  log(`${label}: wall ${run.wallSeconds.toFixed(1)} s, CPU ${run.cpuSeconds?.toFixed(1) ?? '-'} s, peak RSS ${gib(run.peakRssBytes)}, search ${run.timings.search?.toFixed(1)} s, ` +
     `${run.gflops.toFixed(1)} GFLOP/s, FalseNeg% ${(100 * run.counts.falseNegativeQueryShare).toFixed(2)}, load ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`)
   return run
 }
@@ -125,7 +127,7 @@ async function baseline(ds: Dataset, s: Subsets, out: string, python: string): P
   const m = await runMeasured(python, args, { cwd: REPO, echo: (l) => log(`  baseline | ${l}`) })
   if (m.code !== 0) throw new Error(`baseline failed (${m.code}): ${m.stderr.slice(-2000)}`)
   const result = JSON.parse(await readFile(path.join(out, 'result.json'), 'utf8')) as Record<string, unknown>
-  return { ...result, wallSeconds: m.wallSeconds, peakRssBytesMeasured: m.peakRssBytes, loadAverage: os.loadavg() }
+  return { ...result, wallSeconds: m.wallSeconds, cpuSeconds: m.cpuSeconds, peakRssBytesMeasured: m.peakRssBytes, loadAverage: os.loadavg() }
 }
 
 /** Share of served negatives (the n_valid distinct ones) that come from another subset than the query's. */

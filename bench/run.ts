@@ -41,6 +41,7 @@ interface MineRun {
   loadAverageBefore: number[] // 1/5/15-minute load averages when the run started: other work on the machine skews every number
   loadAverageAfter: number[] // ... and when it ended
   wallSeconds: number // child wall time (process start to exit)
+  cpuSeconds?: number // child user + system CPU seconds (GNU time): less moved by other work than wall time
   peakRssBytes: number // child peak RSS
   timings: Record<string, number> // manifest.timings (seconds per phase)
   gflops?: number // exact: 2 * rows * pool * dim / timings.search / 1e9 (GOP/s for int8: the same operation count)
@@ -236,6 +237,7 @@ async function runMine(
     loadAverageBefore: loadBefore,
     loadAverageAfter: loadAverage(),
     wallSeconds: m.wallSeconds,
+    ...(m.cpuSeconds !== undefined ? { cpuSeconds: m.cpuSeconds } : {}),
     peakRssBytes: m.peakRssBytes,
     timings: t,
     falseNegatives: manifest.counts.falseNegatives ?? NaN,
@@ -264,7 +266,7 @@ async function runBaseline(ds: Dataset, out: string, env: NodeJS.ProcessEnv, pyt
   const m = await runMeasured(python, args, { cwd: REPO, env, echo: (l) => log(`  baseline | ${l}`) })
   if (m.code !== 0) return failed('baseline', m)
   const result = JSON.parse(await readFile(path.join(out, 'result.json'), 'utf8')) as Record<string, unknown>
-  return { ...result, wallSeconds: m.wallSeconds, peakRssBytesMeasured: m.peakRssBytes, loadAverageBefore: loadBefore, loadAverageAfter: loadAverage() }
+  return { ...result, wallSeconds: m.wallSeconds, cpuSeconds: m.cpuSeconds, peakRssBytesMeasured: m.peakRssBytes, loadAverageBefore: loadBefore, loadAverageAfter: loadAverage() }
 }
 
 async function runPeer(ds: Dataset, out: string, python: string): Promise<Record<string, unknown>> {
@@ -275,7 +277,7 @@ async function runPeer(ds: Dataset, out: string, python: string): Promise<Record
   if (m.code !== 0) return failed('peer', m)
   const result = JSON.parse(await readFile(path.join(out, 'result.json'), 'utf8')) as Record<string, unknown>
   log(`peer: wall ${m.wallSeconds.toFixed(1)} s, peak RSS ${gib(m.peakRssBytes)}`)
-  return { ...result, wallSeconds: m.wallSeconds, peakRssBytesMeasured: m.peakRssBytes, loadAverageBefore: loadBefore, loadAverageAfter: loadAverage() }
+  return { ...result, wallSeconds: m.wallSeconds, cpuSeconds: m.cpuSeconds, peakRssBytesMeasured: m.peakRssBytes, loadAverageBefore: loadBefore, loadAverageAfter: loadAverage() }
 }
 
 function logAgreement(what: string, a: Agreement): void {
@@ -366,7 +368,7 @@ function table(results: Record<string, unknown>, ds: Dataset, machine: Machine):
     else if (r) {
       const rescore = r.rescore ? `; rescored per query mean ${r.rescore.rescoredMean}, p99 ${r.rescore.rescoredP99}, max ${r.rescore.rescoredMax}; ceiling band mean ${r.rescore.ceilingBandMean}, p99 ${r.rescore.ceilingBandP99}` : ''
       lines.push(`| ${label} | ${f1(r.wallSeconds)} | ${gib(r.peakRssBytes)} | ${f1(r.timings.load)} | ${f1(r.timings.search)} | ${f1(r.gflops)} | ${loads(r)} | ` +
-        `read ${f1(r.timings.read)} s, hash ${f1(r.timings.hash)} s; search includes shard writes${rescore} |`)
+        `CPU ${f1(r.cpuSeconds)} s; read ${f1(r.timings.read)} s, hash ${f1(r.timings.hash)} s; search includes shard writes${rescore} |`)
     }
   }
   const peer = results.peer as Record<string, unknown> | undefined
@@ -375,7 +377,7 @@ function table(results: Record<string, unknown>, ds: Dataset, machine: Machine):
     const s = peer.seconds as Record<string, number>
     const v = peer.versions as Record<string, string>
     lines.push(`| sentence-transformers mine_hard_negatives + faiss | ${f1(peer.wallSeconds as number)} | ${gib(peer.peakRssBytesMeasured as number)} | ${f1(s.load)} | ${f1(s.mine)} | - | ${loads(peer as { loadAverageBefore?: number[]; loadAverageAfter?: number[] })} | ` +
-      `sentence-transformers ${v.sentence_transformers}, faiss ${v.faiss}, torch ${v.torch}; absolute_margin -${THRESHOLD}, ${String(peer.rows_out)} rows out |`)
+      `CPU ${f1(peer.cpuSeconds as number | undefined)} s; sentence-transformers ${v.sentence_transformers}, faiss ${v.faiss}, torch ${v.torch}; absolute_margin -${THRESHOLD}, ${String(peer.rows_out)} rows out |`)
   }
   for (const key of ['baseline', 'baselineUnpinned']) {
     const b = results[key] as Record<string, unknown> | undefined
