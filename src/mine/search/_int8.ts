@@ -10,7 +10,7 @@ import os from 'node:os'
 import * as ort from 'onnxruntime-node'
 import { HardnegError } from '../../errors.js'
 import type { EmbeddingMatrix } from '../../types.js'
-import { buildInt8PoolGraph, type Int8Block } from './_int8-graph.js'
+import { buildInt8PoolGraph, STEP_FLOOR, type Int8Block } from './_int8-graph.js'
 import { float32AtLeast, float32AtMost, POOL_LEVELS, QUERY_LEVELS, QUERY_ZERO, quantizeRows, SLACK, type QuantizedRows } from './_quantize.js'
 import { checkCount, type QueryBatch, type SearchResult } from './topk.js'
 import { processRow, RowState } from './_int8-rows.js'
@@ -241,7 +241,7 @@ function blockContext(
     const bound = (((q.err[i] as number) * block.normMax + (q.codeNorm[i] as number) * block.errMax) * (1 + 2 ** -30)) + 2 * SLACK
     ctx.bound[i] = bound
     const cap = batch.caps[i] as number
-    ctx.hi[i] = float32AtLeast((cap + bound) / alpha)
+    ctx.hi[i] = awayFromZero(float32AtLeast((cap + bound) / alpha))
     ctx.lo[i] = float32AtMost((cap - bound) / alpha)
     for (let t = 0; t < counts; t++) {
       const c = countCaps[i * counts + t] as number
@@ -323,6 +323,12 @@ function outputView(out: ort.InferenceSession.ReturnType, blk: number, rows: num
     view.remIndex = data('rem_index')
   }
   return view
+}
+
+/** `hi` moved away from 0 to at least STEP_FLOOR (the same candidates lie above it). */
+function awayFromZero(hi: number): number {
+  // -0 is 0 here: G > -0 holds for positive G only, as G > STEP_FLOOR does.
+  return Math.abs(hi) >= STEP_FLOOR ? hi : hi < 0 ? -STEP_FLOOR : STEP_FLOOR
 }
 
 function missing(what: string): never {
