@@ -108,8 +108,8 @@ export function compareTables(a: MinedTable, b: MinedTable, rows?: readonly numb
     }
     if (!(x.length === y.length && x.every((v, j) => v === y[j]))) {
       differingRows++
-      // A swap between two candidates whose scores differ by float32 rounding only.
-      let tie = true
+      // A swap between two candidates whose scores differ by float32 rounding only (a missing or shorter list is no tie).
+      let tie = x.length === y.length
       for (let j = 0; j < Math.min(x.length, y.length); j++) {
         if (x[j] === y[j]) continue
         const sa = a.scores[r * a.k + j] as number

@@ -1,6 +1,6 @@
 /**
- * Runs a command as a child process and measures its wall time and peak RSS. Private to
- * bench/.
+ * Runs a command as a child process and measures its wall time, peak RSS and (with GNU
+ * time) CPU time. Private to bench/.
  *
  * Peak RSS comes from GNU time (`/usr/bin/time -f '%e %M'`, the kernel's ru_maxrss of
  * the child) when it is installed, else from polling `/proc/<pid>/status` VmHWM (the
@@ -25,6 +25,7 @@ export interface Measured {
   wallSeconds: number // wall time, spawn to exit, seen from here
   peakRssBytes: number // peak resident set size of the child (0 when it could not be read)
   rssSource: 'gnu-time' | 'proc-vmhwm' // how peakRssBytes was measured
+  cpuSeconds?: number // user + system CPU seconds of the child (GNU time only): less moved by other work on the machine than wall time
   stdout: string // everything the child wrote on stdout
   stderr: string // everything the child wrote on stderr
   stderrLines: { at: number; line: string }[] // stderr lines with their arrival, seconds after spawn
@@ -39,7 +40,7 @@ export async function runMeasured(command: string, args: readonly string[], opti
   const tmp = await mkdtemp(path.join(os.tmpdir(), 'hardneg-bench-'))
   const timeFile = path.join(tmp, 'time.txt')
   try {
-    const [cmd, argv] = useTime ? [GNU_TIME, ['-f', '%e %M', '-o', timeFile, command, ...args]] : [command, [...args]]
+    const [cmd, argv] = useTime ? [GNU_TIME, ['-f', '%e %M %U %S', '-o', timeFile, command, ...args]] : [command, [...args]]
     const t0 = performance.now()
     const child = spawn(cmd, argv, { env: options.env ?? process.env, cwd: options.cwd, stdio: ['ignore', 'pipe', 'pipe'] })
     let stdout = ''
@@ -77,14 +78,17 @@ export async function runMeasured(command: string, args: readonly string[], opti
     if (poll) clearInterval(poll)
     if (partial !== '') stderrLines.push({ at: wallSeconds, line: partial })
     let peakRssBytes = hwm
+    let cpuSeconds: number | undefined
     if (useTime) {
       // GNU time writes "Command exited with non-zero status N" before the format line.
       const text = await readFile(timeFile, 'utf8').catch(() => '')
       const last = text.trim().split('\n').pop() ?? ''
       const kb = Number(last.split(' ')[1])
       peakRssBytes = Number.isFinite(kb) ? kb * 1024 : 0
+      const cpu = Number(last.split(' ')[2]) + Number(last.split(' ')[3])
+      if (Number.isFinite(cpu)) cpuSeconds = cpu
     }
-    return { code, wallSeconds, peakRssBytes, rssSource: useTime ? 'gnu-time' : 'proc-vmhwm', stdout, stderr, stderrLines }
+    return { code, wallSeconds, peakRssBytes, rssSource: useTime ? 'gnu-time' : 'proc-vmhwm', ...(cpuSeconds !== undefined ? { cpuSeconds } : {}), stdout, stderr, stderrLines }
   } finally {
     await rm(tmp, { recursive: true, force: true })
   }

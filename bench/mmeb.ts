@@ -1,14 +1,15 @@
 /**
  * The MMEB-train scale benchmark: 662k synthetic pairs in MMEB-train's 20 subsets (sizes as
  * VLM2Vec samples them, capped at 50k), 1024-d float16 embeddings, one exact pool per
- * subset, mined end to end with `mine-negatives --preset mmeb`, next to the numpy
- * baseline doing the same per-subset exact search in the same run. Then, at a reduced
+ * subset, mined end to end with `mine-negatives --preset mmeb` with the fp32 and the int8
+ * exact kernel, next to the numpy baseline doing the same per-subset exact search in the
+ * same run. Then, at a reduced
  * scale (a full-size global exact pool is ~900 TFLOP), the same subsets mined against
  * per-subset pools and against one global pool, to show what a global pool costs and
  * changes. Image hashing is measured apart (bench/images.ts); the pairs here are
  * text-side only. Prints numbers and a markdown table; never fails on time.
  *
- * `node dist/bench/mmeb.js [--scale 1] [--global-scale 0.1] [--skip-baseline] [--skip-global] [--python python3]`
+ * `node dist/bench/mmeb.js [--scale 1] [--global-scale 0.1] [--skip-int8] [--skip-baseline] [--skip-global] [--python python3]`
  */
 import { mkdir, open, readFile, writeFile } from 'node:fs/promises'
 import os from 'node:os'
@@ -78,12 +79,14 @@ interface Run {
   label: string
   wallSeconds: number
   peakRssBytes: number
+  cpuSeconds?: number // user + system CPU seconds (GNU time)
   timings: Record<string, number>
   gflops: number
   tflop: number
   counts: Manifest['counts']
   groups: Manifest['groups']
   loadAverage: number[]
+  exactKernel?: Manifest['search']['exactKernel'] // the kernel per group, its reasons, the int8 kernel's rescoring
 }
 
 async function mine(label: string, pairs: string, ds: Dataset, s: Subsets, out: string, extra: string[]): Promise<Run> {
@@ -103,14 +106,16 @@ async function mine(label: string, pairs: string, ds: Dataset, s: Subsets, out: 
     label,
     wallSeconds: m.wallSeconds,
     peakRssBytes: m.peakRssBytes,
+    ...(m.cpuSeconds !== undefined ? { cpuSeconds: m.cpuSeconds } : {}),
     timings: manifest.timings,
     gflops: flop / (manifest.timings.search ?? NaN) / 1e9,
     tflop: flop / 1e12,
     counts: manifest.counts,
     groups: manifest.groups,
     loadAverage: os.loadavg(),
+    ...(manifest.search.exactKernel ? { exactKernel: manifest.search.exactKernel } : {}),
   }
-  log(`${label}: wall ${run.wallSeconds.toFixed(1)} s, peak RSS ${gib(run.peakRssBytes)}, search ${run.timings.search?.toFixed(1)} s, ` +
+  log(`${label}: wall ${run.wallSeconds.toFixed(1)} s, CPU ${run.cpuSeconds?.toFixed(1) ?? '-'} s, peak RSS ${gib(run.peakRssBytes)}, search ${run.timings.search?.toFixed(1)} s, ` +
     `${run.gflops.toFixed(1)} GFLOP/s, FalseNeg% ${(100 * run.counts.falseNegativeQueryShare).toFixed(2)}, load ${os.loadavg().map((x) => x.toFixed(1)).join(' ')}`)
   return run
 }
@@ -122,7 +127,7 @@ async function baseline(ds: Dataset, s: Subsets, out: string, python: string): P
   const m = await runMeasured(python, args, { cwd: REPO, echo: (l) => log(`  baseline | ${l}`) })
   if (m.code !== 0) throw new Error(`baseline failed (${m.code}): ${m.stderr.slice(-2000)}`)
   const result = JSON.parse(await readFile(path.join(out, 'result.json'), 'utf8')) as Record<string, unknown>
-  return { ...result, wallSeconds: m.wallSeconds, peakRssBytesMeasured: m.peakRssBytes, loadAverage: os.loadavg() }
+  return { ...result, wallSeconds: m.wallSeconds, cpuSeconds: m.cpuSeconds, peakRssBytesMeasured: m.peakRssBytes, loadAverage: os.loadavg() }
 }
 
 /** Share of served negatives (the n_valid distinct ones) that come from another subset than the query's. */
@@ -146,6 +151,7 @@ async function main(): Promise<void> {
       scale: { type: 'string', default: '1' },
       'global-scale': { type: 'string', default: '0.1' },
       'skip-baseline': { type: 'boolean', default: false },
+      'skip-int8': { type: 'boolean', default: false },
       'skip-global': { type: 'boolean', default: false },
       python: { type: 'string', default: 'python3' },
     },
@@ -159,13 +165,27 @@ async function main(): Promise<void> {
   log(`subsets: ${full.names.length}, rows ${full.rows}: ${full.names.map((n, i) => `${n} ${full.ranges[i]![1] - full.ranges[i]![0]}`).join(', ')}`)
   const ds = await generateDataset({ rows: full.rows, log })
   const pairs = await writeMmebPairs(ds, full)
-  results.perSubset = await mine('hardneg per-subset exact', pairs, ds, full, path.join(OUT, 'per-subset'), [])
+  results.perSubset = await mine('hardneg per-subset exact, fp32 kernel', pairs, ds, full, path.join(OUT, 'per-subset'), ['--exact-kernel', 'fp32'])
+  const agree = (what: string, a: ReturnType<typeof compareTables>): typeof a => {
+    log(`agreement ${what} over ${a.rows} rows: same top-8 sets ${(100 * a.sameSet).toFixed(2)} %, same lists ${(100 * a.sameList).toFixed(2)} %, ` +
+      `same false-negative counts ${(100 * a.sameFalseNegatives).toFixed(2)} %, max |score diff| ${a.maxScoreDiff.toExponential(2)}; ${a.differingRows} rows differ, ${a.nearTieDiffs} only in near-ties`)
+    return a
+  }
+  const fp32Table = await readMined(path.join(OUT, 'per-subset'), full.rows, 8)
+  let int8Table: Awaited<ReturnType<typeof readMined>> | undefined
+  if (!values['skip-int8']) {
+    const run = await mine('hardneg per-subset exact, int8 kernel', pairs, ds, full, path.join(OUT, 'per-subset-int8'), ['--exact-kernel', 'int8'])
+    results.perSubsetInt8 = run
+    const r = run.exactKernel?.rescore
+    if (r) log(`int8: rescored per query mean ${r.rescoredMean}, p99 ${r.rescoredP99}, max ${r.rescoredMax}; ceiling band mean ${r.ceilingBandMean}, p99 ${r.ceilingBandP99}, max ${r.ceilingBandMax}`)
+    int8Table = await readMined(path.join(OUT, 'per-subset-int8'), full.rows, 8)
+    results.agreementInt8Fp32 = agree('int8 vs fp32', compareTables(int8Table, fp32Table))
+  }
   if (!values['skip-baseline']) {
     results.baseline = await baseline(ds, full, path.join(OUT, 'baseline'), values.python ?? 'python3')
-    const agreement = compareTables(await readMined(path.join(OUT, 'per-subset'), full.rows, 8), await readBaseline(path.join(OUT, 'baseline')))
-    results.agreement = agreement
-    log(`agreement with numpy over ${agreement.rows} rows: same top-8 sets ${(100 * agreement.sameSet).toFixed(2)} %, same lists ${(100 * agreement.sameList).toFixed(2)} %, ` +
-      `same false-negative counts ${(100 * agreement.sameFalseNegatives).toFixed(2)} %, max |score diff| ${agreement.maxScoreDiff.toExponential(2)}`)
+    const numpy = await readBaseline(path.join(OUT, 'baseline'))
+    results.agreement = agree('fp32 vs numpy', compareTables(fp32Table, numpy))
+    if (int8Table) results.agreementInt8Numpy = agree('int8 vs numpy', compareTables(int8Table, numpy))
   }
 
   if (!values['skip-global']) {

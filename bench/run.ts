@@ -1,12 +1,16 @@
 /**
- * `npm run bench`: exact and hnsw mining end to end on synthetic clustered embeddings,
- * next to a numpy baseline doing the same exact search, with agreement and recall.
- * Prints numbers and a markdown table, writes bench/out/results.json; never fails on time.
+ * `npm run bench`: exact mining with both kernels (fp32 and int8) and hnsw mining end to end
+ * on synthetic clustered embeddings, next to a numpy baseline doing the same exact search
+ * and the peer (sentence-transformers' mine_hard_negatives with faiss), with agreement
+ * and recall. Prints numbers and a markdown table, writes bench/out/results.json; never
+ * fails on time.
  *
  * Flags: --rows N (default 273000), --dim D (default 1024), --clusters C, --seed S,
- * --skip-hnsw, --skip-baseline, --only exact|hnsw|baseline, --m, --ef, --ef-construction
- * (hnsw), --query-block-rows N, --pool-block-rows N (passed to hardneg exact when given),
- * --sample N (rows for recall, default 2000), --python PATH (default python3).
+ * --skip-int8, --skip-hnsw, --skip-baseline, --skip-peer, --only exact|int8|hnsw|baseline|peer,
+ * --m, --ef, --ef-construction (hnsw), --query-block-rows N, --pool-block-rows N (passed to
+ * both exact runs when given), --sample N (rows for recall, default 2000), --python PATH
+ * (default python3), --peer-python PATH (an interpreter with sentence-transformers, faiss-cpu
+ * and datasets; default $HARDNEG_PEER_PYTHON, else python3).
  */
 import { execFileSync } from 'node:child_process'
 import { existsSync } from 'node:fs'
@@ -31,14 +35,17 @@ const OPENBLAS_PINS = ['OPENBLAS_CORETYPE', 'OPENBLAS_L2_SIZE'] as const
 /** One hardneg run as the benchmark reports it. */
 interface MineRun {
   method: 'exact' | 'hnsw'
+  kernel?: 'fp32' | 'int8' // exact: the kernel forced with --exact-kernel
   out: string // output directory
   args: string[] // mine-negatives arguments
   loadAverageBefore: number[] // 1/5/15-minute load averages when the run started: other work on the machine skews every number
   loadAverageAfter: number[] // ... and when it ended
   wallSeconds: number // child wall time (process start to exit)
+  cpuSeconds?: number // child user + system CPU seconds (GNU time): less moved by other work than wall time
   peakRssBytes: number // child peak RSS
   timings: Record<string, number> // manifest.timings (seconds per phase)
-  gflops?: number // exact: 2 * rows * pool * dim / timings.search / 1e9
+  gflops?: number // exact: 2 * rows * pool * dim / timings.search / 1e9 (GOP/s for int8: the same operation count)
+  rescore?: NonNullable<Manifest['search']['exactKernel']>['rescore'] // int8: exact dot products per query, band at the ceiling
   searchRowsPerSecond?: number // from progress lines
   hnswBuildSecondsEst?: number // hnsw: timings.search minus rows / rate (graph build, estimated)
   hnswParams?: { m: number; ef: number; efConstruction: number }
@@ -53,8 +60,11 @@ async function main(): Promise<void> {
       dim: { type: 'string', default: '1024' },
       clusters: { type: 'string' },
       seed: { type: 'string', default: '1' },
+      'skip-int8': { type: 'boolean', default: false },
       'skip-hnsw': { type: 'boolean', default: false },
       'skip-baseline': { type: 'boolean', default: false },
+      'skip-peer': { type: 'boolean', default: false },
+      'peer-python': { type: 'string', default: process.env.HARDNEG_PEER_PYTHON ?? 'python3' },
       only: { type: 'string' },
       m: { type: 'string', default: '16' },
       ef: { type: 'string', default: '128' },
@@ -66,12 +76,14 @@ async function main(): Promise<void> {
     },
   })
   const only = values.only
-  if (only !== undefined && !['exact', 'hnsw', 'baseline'].includes(only)) {
-    throw new Error(`bench: --only '${only}', expected exact, hnsw or baseline`)
+  if (only !== undefined && !['exact', 'int8', 'hnsw', 'baseline', 'peer'].includes(only)) {
+    throw new Error(`bench: --only '${only}', expected exact, int8, hnsw, baseline or peer`)
   }
   const want = {
     exact: only === undefined || only === 'exact',
+    int8: only === undefined ? !values['skip-int8'] : only === 'int8',
     baseline: only === undefined ? !values['skip-baseline'] : only === 'baseline',
+    peer: only === undefined ? !values['skip-peer'] : only === 'peer',
     hnsw: only === undefined ? !values['skip-hnsw'] : only === 'hnsw',
   }
   const int = (name: string, v: string | undefined): number => {
@@ -108,12 +120,17 @@ async function main(): Promise<void> {
 
   const results: Record<string, unknown> = { createdAt: new Date().toISOString(), machine, source: gitState(), dataset: ds }
   const exactDir = path.join(OUT, 'exact')
+  const int8Dir = path.join(OUT, 'exact-int8')
+  const peerDir = path.join(OUT, 'peer')
   const hnswDir = path.join(OUT, 'hnsw')
   const baselineDir = path.join(OUT, 'baseline')
   const baselineUnsetDir = path.join(OUT, 'baseline-openblas-unpinned')
 
   if (want.exact) {
-    results.exact = await runMine(ds, 'exact', exactDir, hnswParams, exactArgs)
+    results.exact = await runMine(ds, 'exact', exactDir, hnswParams, [...exactArgs, '--exact-kernel', 'fp32'])
+  }
+  if (want.int8) {
+    results.int8 = await runMine(ds, 'exact', int8Dir, hnswParams, [...exactArgs, '--exact-kernel', 'int8'])
   }
   if (want.baseline) {
     results.baseline = await runBaseline(ds, baselineDir, process.env, values.python ?? 'python3', 'numpy')
@@ -129,7 +146,7 @@ async function main(): Promise<void> {
   const exactFresh = await isFresh(exactDir, 'manifest.json', ds)
   const baselineFresh = await isFresh(baselineDir, 'result.json', ds)
   let exactTable: Awaited<ReturnType<typeof readMined>> | undefined
-  if (exactFresh && (want.exact || want.baseline || want.hnsw)) {
+  if (exactFresh && (want.exact || want.int8 || want.baseline || want.peer || want.hnsw)) {
     exactTable = await readMined(exactDir, rows, K)
   }
   if (exactTable && baselineFresh && (want.exact || want.baseline)) {
@@ -138,6 +155,26 @@ async function main(): Promise<void> {
     log(`agreement hardneg exact vs numpy: same top-${K} list ${pct(agreement.sameList)}, same set ${pct(agreement.sameSet)}, ` +
       `same false-negative count ${pct(agreement.sameFalseNegatives)} of ${agreement.rows} rows; ` +
       `max |score diff| ${agreement.maxScoreDiff.toExponential(2)}; ${agreement.differingRows} rows differ, ${agreement.nearTieDiffs} of them only in near-ties`)
+  }
+  if (want.peer) {
+    results.peer = await runPeer(ds, peerDir, values['peer-python'] ?? 'python3')
+  }
+  // The int8 kernel against the fp32 one and numpy; the peer against hardneg.
+  const int8Fresh = await isFresh(int8Dir, 'manifest.json', ds)
+  const peerFresh = await isFresh(peerDir, 'result.json', ds)
+  const int8Table = int8Fresh && (want.exact || want.int8 || want.baseline || want.peer) ? await readMined(int8Dir, rows, K) : undefined
+  if (int8Table && exactTable && (want.exact || want.int8)) {
+    results.agreementInt8Fp32 = compareTables(int8Table, exactTable)
+    logAgreement('int8 vs fp32', results.agreementInt8Fp32 as Agreement)
+  }
+  if (int8Table && baselineFresh && (want.int8 || want.baseline)) {
+    results.agreementInt8Numpy = compareTables(int8Table, await readBaseline(baselineDir))
+    logAgreement('int8 vs numpy', results.agreementInt8Numpy as Agreement)
+  }
+  const hardnegTable = int8Table ?? exactTable
+  if (peerFresh && hardnegTable && (want.peer || want.exact || want.int8)) {
+    results.agreementPeer = { reference: int8Table ? 'hardneg exact int8' : 'hardneg exact fp32', ...compareTables(await readBaseline(peerDir), hardnegTable) }
+    logAgreement(`peer vs ${int8Table ? 'int8' : 'fp32'}`, results.agreementPeer as Agreement)
   }
   if (want.hnsw) {
     const run = await runMine(ds, 'hnsw', hnswDir, hnswParams, [])
@@ -182,20 +219,25 @@ async function runMine(
     ...extra,
   ]
   const loadBefore = loadAverage()
-  log(`${method}: node ${args.map((a) => path.relative(REPO, a) || a).join(' ')}`)
+  const name = extra.includes('int8') ? 'int8' : method
+  log(`${name}: node ${args.map((a) => path.relative(REPO, a) || a).join(' ')}`)
   // Progress lines (not --quiet) show the run is alive and give the search rate.
-  const m = await runMeasured(process.execPath, args, { cwd: REPO, echo: (l) => log(`  ${method} | ${l}`) })
-  if (m.code !== 0) return failed(method, m)
+  const m = await runMeasured(process.execPath, args, { cwd: REPO, echo: (l) => log(`  ${name} | ${l}`) })
+  if (m.code !== 0) return failed(name, m)
   const manifest = await readManifest(out)
   const t = manifest.timings
   const rate = searchRate(m.stderrLines)
+  const kernel = extra.includes('int8') ? 'int8' : extra.includes('fp32') ? 'fp32' : undefined
   const run: MineRun = {
     method,
+    ...(kernel ? { kernel } : {}),
+    ...(manifest.search.exactKernel?.rescore ? { rescore: manifest.search.exactKernel.rescore } : {}),
     out,
     args: args.slice(1),
     loadAverageBefore: loadBefore,
     loadAverageAfter: loadAverage(),
     wallSeconds: m.wallSeconds,
+    ...(m.cpuSeconds !== undefined ? { cpuSeconds: m.cpuSeconds } : {}),
     peakRssBytes: m.peakRssBytes,
     timings: t,
     falseNegatives: manifest.counts.falseNegatives ?? NaN,
@@ -207,7 +249,7 @@ async function runMine(
     run.hnswParams = hnsw
     if (rate !== undefined && t.search !== undefined) run.hnswBuildSecondsEst = Math.max(0, t.search - ds.rows / rate)
   }
-  log(`${method}: wall ${m.wallSeconds.toFixed(1)} s, peak RSS ${gib(m.peakRssBytes)}, timings ${JSON.stringify(roundAll(t))}` +
+  log(`${name}: wall ${m.wallSeconds.toFixed(1)} s, peak RSS ${gib(m.peakRssBytes)}, timings ${JSON.stringify(roundAll(t))}` +
     (run.gflops !== undefined ? `, ${run.gflops.toFixed(1)} GFLOP/s` : ''))
   return run
 }
@@ -224,7 +266,23 @@ async function runBaseline(ds: Dataset, out: string, env: NodeJS.ProcessEnv, pyt
   const m = await runMeasured(python, args, { cwd: REPO, env, echo: (l) => log(`  baseline | ${l}`) })
   if (m.code !== 0) return failed('baseline', m)
   const result = JSON.parse(await readFile(path.join(out, 'result.json'), 'utf8')) as Record<string, unknown>
-  return { ...result, wallSeconds: m.wallSeconds, peakRssBytesMeasured: m.peakRssBytes, loadAverageBefore: loadBefore, loadAverageAfter: loadAverage() }
+  return { ...result, wallSeconds: m.wallSeconds, cpuSeconds: m.cpuSeconds, peakRssBytesMeasured: m.peakRssBytes, loadAverageBefore: loadBefore, loadAverageAfter: loadAverage() }
+}
+
+async function runPeer(ds: Dataset, out: string, python: string): Promise<Record<string, unknown>> {
+  const args = [path.join(REPO, 'bench', 'peer.py'), '--queries', ds.queries, '--positives', ds.positives, '--out', out, '--k', String(K), '--threshold', String(THRESHOLD)]
+  log(`peer: ${python} ${args.map((a) => path.relative(REPO, a) || a).join(' ')}`)
+  const loadBefore = loadAverage()
+  const m = await runMeasured(python, args, { cwd: REPO, echo: (l) => log(`  peer | ${l}`) })
+  if (m.code !== 0) return failed('peer', m)
+  const result = JSON.parse(await readFile(path.join(out, 'result.json'), 'utf8')) as Record<string, unknown>
+  log(`peer: wall ${m.wallSeconds.toFixed(1)} s, peak RSS ${gib(m.peakRssBytes)}`)
+  return { ...result, wallSeconds: m.wallSeconds, cpuSeconds: m.cpuSeconds, peakRssBytesMeasured: m.peakRssBytes, loadAverageBefore: loadBefore, loadAverageAfter: loadAverage() }
+}
+
+function logAgreement(what: string, a: Agreement): void {
+  log(`agreement ${what}: same top-${K} list ${pct(a.sameList)}, same set ${pct(a.sameSet)}, same false-negative count ${pct(a.sameFalseNegatives)} of ${a.rows} rows; ` +
+    `max |score diff| ${a.maxScoreDiff.toExponential(2)}; ${a.differingRows} rows differ, ${a.nearTieDiffs} of them only in near-ties`)
 }
 
 /** True when `dir/file` was written after the dataset (so it belongs to these inputs). */
@@ -304,10 +362,22 @@ function table(results: Record<string, unknown>, ds: Dataset, machine: Machine):
     '|---|---:|---:|---:|---:|---:|---:|---|',
   ]
   const exact = results.exact as MineRun | { failed: string } | undefined
-  if (exact && 'failed' in exact) lines.push(`| hardneg exact | failed | | | | | | ${exact.failed} |`)
-  else if (exact) {
-    lines.push(`| hardneg exact | ${f1(exact.wallSeconds)} | ${gib(exact.peakRssBytes)} | ${f1(exact.timings.load)} | ${f1(exact.timings.search)} | ${f1(exact.gflops)} | ${loads(exact)} | ` +
-      `read ${f1(exact.timings.read)} s, hash ${f1(exact.timings.hash)} s; search includes shard writes |`)
+  for (const [label, run] of [['hardneg exact, fp32 kernel', exact], ['hardneg exact, int8 kernel', results.int8]] as const) {
+    const r = run as MineRun | { failed: string } | undefined
+    if (r && 'failed' in r) lines.push(`| ${label} | failed | | | | | | ${r.failed} |`)
+    else if (r) {
+      const rescore = r.rescore ? `; rescored per query mean ${r.rescore.rescoredMean}, p99 ${r.rescore.rescoredP99}, max ${r.rescore.rescoredMax}; ceiling band mean ${r.rescore.ceilingBandMean}, p99 ${r.rescore.ceilingBandP99}` : ''
+      lines.push(`| ${label} | ${f1(r.wallSeconds)} | ${gib(r.peakRssBytes)} | ${f1(r.timings.load)} | ${f1(r.timings.search)} | ${f1(r.gflops)} | ${loads(r)} | ` +
+        `CPU ${f1(r.cpuSeconds)} s; read ${f1(r.timings.read)} s, hash ${f1(r.timings.hash)} s; search includes shard writes${rescore} |`)
+    }
+  }
+  const peer = results.peer as Record<string, unknown> | undefined
+  if (peer && 'failed' in peer) lines.push(`| peer | failed | | | | | | ${String(peer.failed)} |`)
+  else if (peer) {
+    const s = peer.seconds as Record<string, number>
+    const v = peer.versions as Record<string, string>
+    lines.push(`| sentence-transformers mine_hard_negatives + faiss | ${f1(peer.wallSeconds as number)} | ${gib(peer.peakRssBytesMeasured as number)} | ${f1(s.load)} | ${f1(s.mine)} | - | ${loads(peer as { loadAverageBefore?: number[]; loadAverageAfter?: number[] })} | ` +
+      `CPU ${f1(peer.cpuSeconds as number | undefined)} s; sentence-transformers ${v.sentence_transformers}, faiss ${v.faiss}, torch ${v.torch}; absolute_margin -${THRESHOLD}, ${String(peer.rows_out)} rows out |`)
   }
   for (const key of ['baseline', 'baselineUnpinned']) {
     const b = results[key] as Record<string, unknown> | undefined
@@ -335,6 +405,22 @@ function table(results: Record<string, unknown>, ds: Dataset, machine: Machine):
       `same set ${pct(a.sameSet)}, mean overlap ${pct(a.overlap)}, same false-negative count ${pct(a.sameFalseNegatives)}; ` +
       `max |score diff| ${a.maxScoreDiff.toExponential(2)}, max |pos diff| ${a.maxPosDiff.toExponential(2)}; ` +
       `${a.differingRows} rows differ, ${a.nearTieDiffs} of them only where the swapped candidates score within 1e-5.`)
+  }
+  for (const [key, what] of [['agreementInt8Fp32', 'hardneg int8 vs fp32'], ['agreementInt8Numpy', 'hardneg int8 vs numpy'], ['agreementPeer', 'peer vs hardneg']] as const) {
+    const x = results[key] as Agreement | undefined
+    if (x) {
+      lines.push('', `Agreement, ${what} over ${x.rows.toLocaleString('en-US')} rows: same top-${K} list ${pct(x.sameList)}, same set ${pct(x.sameSet)}, ` +
+        `mean overlap ${pct(x.overlap)}, same false-negative count ${pct(x.sameFalseNegatives)}; max |score diff| ${x.maxScoreDiff.toExponential(2)}; ` +
+        `${x.differingRows} rows differ, ${x.nearTieDiffs} of them only where the swapped candidates score within 1e-5.`)
+    }
+  }
+  const ratio = (a: unknown, b: unknown): string => {
+    const x = a as { wallSeconds?: number } | undefined
+    const y = b as { wallSeconds?: number } | undefined
+    return x?.wallSeconds && y?.wallSeconds ? (y.wallSeconds / x.wallSeconds).toFixed(2) : '-'
+  }
+  if (results.int8 || peer) {
+    lines.push('', `Whole-process speed-ups (wall): int8 over fp32 ${ratio(results.int8, exact)}x; int8 over the peer ${ratio(results.int8, peer)}x; fp32 over the peer ${ratio(exact, peer)}x.`)
   }
   if (exact && !('failed' in exact)) {
     const c = exact.counts as unknown as Record<string, unknown>

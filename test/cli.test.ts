@@ -292,6 +292,10 @@ describe('mine-negatives CLI', () => {
                                           cores)
         --query-block-rows <n>            queries scored per block
         --pool-block-rows <n>             pool rows scored per block (exact)
+        --exact-kernel <kernel>           exact search kernel: int8 (integer scores,
+                                          exact rescoring; the same results) | fp32 |
+                                          auto (int8 on CPUs with a fast int8 dot
+                                          product, for large groups) (default: "auto")
         --worker-index <i>                be worker i of a distributed run: mine its
                                           share, write a part for hardneg merge
                                           (default: the array index from

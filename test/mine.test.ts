@@ -238,7 +238,12 @@ describe('mineNegatives on generated data', () => {
     expect(manifest.inputs[0]!.sha256).toMatch(/^[0-9a-f]{64}$/)
     expect(manifest.rows).toEqual({ in: 300, out: 300 })
     expect(manifest.shards.map((s) => s.rows)).toEqual([100, 100, 100])
-    expect(manifest.search).toEqual({ method: 'exact', falseNegativeCounts: 'whole-pool' })
+    // Small groups: 'auto' keeps the fp32 kernel (under the size rule, or on a CPU without a fast int8 dot product).
+    expect(manifest.search).toEqual({
+      method: 'exact',
+      falseNegativeCounts: 'whole-pool',
+      exactKernel: { requested: 'auto', groups: { fp32: 2, int8: 0 }, reasons: [expect.stringMatching(/^auto: /)], cpu: expect.objectContaining({ arch: process.arch }) },
+    })
     expect(manifest.options).toMatchObject({ k: 8, threshold: 0.1, pad: 'repeat', sampling: 'top' })
     expect(Object.keys(manifest.groups).sort()).toEqual(['a', 'b'])
     expect(manifest.timings.total).toBeGreaterThan(0)

@@ -24,7 +24,7 @@ async function compare(options: Omit<MineOptions, 'out'>, workers: number, poolP
   const dir = await tempDir()
   const out = path.join(dir, 'run')
   await mineNegatives({ ...options, out })
-  const ref = await setAside(out, path.join(dir, 'ref'))
+  const ref = await setAside(out, path.join(dir, 'ref'), poolParts > 1)
   for (let index = 0; index < workers; index++) {
     await mineWorkerPart({ ...options, out }, { index, count: workers, poolParts, engine: 'flags', source: 'test' })
     // Nothing a worker writes looks like a finished run.
@@ -35,7 +35,7 @@ async function compare(options: Omit<MineOptions, 'out'>, workers: number, poolP
     mined.push((JSON.parse(await readFile(path.join(out, '.hardneg-parts', name, 'part.json'), 'utf8')) as { mined: { pool: [number, number] }[] }).mined)
   }
   await mergeParts({ out })
-  await expectSameRun(out, ref)
+  await expectSameRun(out, ref, poolParts > 1)
   expect((await readdir(out)).filter((n) => n.startsWith('.hardneg-parts'))).toEqual([])
   return mined
 }
@@ -51,6 +51,7 @@ describe('workers and merge give the one-process run', () => {
     ['unime-v2 layout', { outputFormat: 'unime-v2', shardRows: 400 }],
     ['sentence-transformers layout', { outputFormat: 'sentence-transformers', k: 4 }],
     ['flagembedding layout', { outputFormat: 'flagembedding', groupCol: 'group' }],
+    ['int8 kernel, groups, keep-filtered, sweep', { exactKernel: 'int8', groupCol: 'group', keepFiltered: 3, sweepThresholds: [0, 0.2] }],
   ]
   it.each(cases)('%s (3 workers)', async (_name, extra) => {
     const inputs = await snliSubset(await tempDir())
@@ -71,6 +72,22 @@ describe('workers and merge give the one-process run', () => {
   it('splits the pool: 2 query shares x 2 pool parts over SNLI (2,849 distinct positives), with keep-filtered and a sweep', async () => {
     const mined = await compare({ ...SNLI_FULL, keepFiltered: 3, sweepThresholds: [0, 0.1, 0.3] }, 4, 2)
     expect(mined.map((m) => m.map((g) => g.pool))).toEqual([[[0, 1424]], [[1424, 2849]], [[0, 1424]], [[1424, 2849]]])
+  })
+
+  it('splits the pool under the int8 kernel (2 query shares x 2 pool parts); its rescoring is counted per query and pool part', async () => {
+    await compare({ ...SNLI_FULL, exactKernel: 'int8', keepFiltered: 2 }, 4, 2)
+    type Kernel = { groups: { int8: number }; rescore: { queries: number; poolParts?: number } }
+    const dir = await tempDir()
+    const out = path.join(dir, 'run')
+    const one = (await mineNegatives({ ...SNLI_FULL, exactKernel: 'int8', out })).manifest.search.exactKernel as Kernel
+    expect(one.groups.int8).toBe(1)
+    expect(one.rescore.queries).toBe(2921)
+    expect(one.rescore.poolParts).toBeUndefined()
+    const split = path.join(dir, 'split')
+    for (let index = 0; index < 4; index++) await mineWorkerPart({ ...SNLI_FULL, exactKernel: 'int8', out: split }, { index, count: 4, poolParts: 2, engine: 'flags', source: 'test' })
+    const merged = (await mergeParts({ out: split })).manifest.search.exactKernel as Kernel
+    expect(merged.groups.int8).toBe(1)
+    expect(merged.rescore).toMatchObject({ queries: 2 * 2921, poolParts: 2 })
   })
 
   it('splits the pool with random sampling, a rank window, min-score and every filter (1 share x 2 parts)', async () => {

@@ -95,6 +95,7 @@ export function mineCommand(io: CliIO, name = 'mine'): Command {
     .option('--threads <n>', 'threads for exact search (default: all cores)', intArg('--threads', 1))
     .option('--query-block-rows <n>', 'queries scored per block', intArg('--query-block-rows', 1))
     .option('--pool-block-rows <n>', 'pool rows scored per block (exact)', intArg('--pool-block-rows', 1))
+    .option('--exact-kernel <kernel>', 'exact search kernel: int8 (integer scores, exact rescoring; the same results) | fp32 | auto (int8 on CPUs with a fast int8 dot product, for large groups)', choiceArg('--exact-kernel', ['auto', 'fp32', 'int8'] as const), 'auto')
     .option('--worker-index <i>', 'be worker i of a distributed run: mine its share, write a part for hardneg merge (default: the array index from SLURM_ARRAY_TASK_ID, JOB_COMPLETION_INDEX, AWS_BATCH_JOB_ARRAY_INDEX or BATCH_TASK_INDEX)', intArg('--worker-index', 0))
     .option('--worker-count <n>', "workers in the run; always pass it (a resubmitted Slurm task's environment says 1) (default: the array's size from the environment)", intArg('--worker-count', 1))
     .option('--pool-parts <m>', "also split each group's pool into m parts, for pools one worker cannot hold (exact search; --worker-count = query shares x m)", intArg('--pool-parts', 1))
@@ -184,6 +185,7 @@ async function runMine(flags: Record<string, unknown>, io: CliIO): Promise<MineR
     keepFiltered: flags.keepFiltered as number,
     marginAnchor: flags.marginAnchor as 'own' | 'lowest',
     search: flags.search as 'exact' | 'hnsw' | 'auto',
+    exactKernel: flags.exactKernel as 'auto' | 'fp32' | 'int8',
     ef: flags.ef as number,
     m: flags.m as number,
     efConstruction: flags.efConstruction as number,
@@ -264,7 +266,7 @@ export function formatSummary({ out, manifest, summary }: MineResult): string {
   const lines = [
     `hardneg: ${summary.rowsIn.toLocaleString('en-US')} pairs -> ${summary.rowsOut.toLocaleString('en-US')} rows in ` +
       `${manifest.shards.length} shard${manifest.shards.length === 1 ? '' : 's'} under ${out}/ ` +
-      `(${manifest.search.method} search, ${manifest.timings.total?.toFixed(1)} s)`,
+      `(${manifest.search.method} search${manifest.search.exactKernel?.groups.int8 ? ', int8 kernel' : ''}, ${manifest.timings.total?.toFixed(1)} s)`,
     `  false negatives filtered: ${summary.falseNegatives.toLocaleString('en-US')} candidates; ` +
       `queries with at least one (FalseNeg%): ${summary.queriesWithFalseNegatives.toLocaleString('en-US')} = ${pct(summary.falseNegativeQueryShare)}`,
     `  positive scores: ${scores(summary.positiveScores)}`,

@@ -51,6 +51,9 @@ export function resolveOptions(options: MineOptions): ResolvedOptions {
   if (!['exact', 'hnsw', 'auto'].includes(method)) {
     throw new HardnegError('E_BAD_OPTION', `search: '${String(method)}', expected 'exact', 'hnsw' or 'auto'`)
   }
+  if (options.exactKernel !== undefined && !['auto', 'fp32', 'int8'].includes(options.exactKernel)) {
+    throw new HardnegError('E_BAD_OPTION', `exactKernel: '${String(options.exactKernel)}', expected 'auto', 'fp32' or 'int8'`)
+  }
   const outputFormat = options.outputFormat ?? 'parquet'
   if (!OUTPUT_FORMATS.includes(outputFormat)) {
     throw new HardnegError('E_BAD_OPTION', `outputFormat: '${String(outputFormat)}', expected one of: ${OUTPUT_FORMATS.join(', ')}`)
@@ -144,6 +147,7 @@ export function effectiveOptions(
     marginAnchor,
     keepFiltered: options.keepFiltered ?? 0,
     search: method,
+    exactKernel: options.exactKernel ?? 'auto',
     ...(method !== 'exact' ? hnsw : {}),
     outputFormat,
     ...imageOptions,

@@ -15,6 +15,7 @@ import { readPairFiles, type PairFile } from '../pairs/files.js'
 import { composeManifest, describeInput, writeManifest, type Manifest, type ManifestHead, type ManifestInput } from '../output/manifest.js'
 import { mineGroup, type HnswParams, type MarginAnchor, type MineGroupOptions, type QueryOutcome, type SearchMethod } from './negatives.js'
 import { effectiveOptions, pick, resolveOptions } from './_options.js'
+import { KernelLog } from './kernels.js'
 import type { GroupSize, RunRole } from './role.js'
 import { candidateSelect, checkRescoreImages, checkRescoreWindow, rescoreRuleOf, RescoreRun } from './_rescore.js'
 import type { RescoreApi } from '../rescore/rescore.js'
@@ -75,6 +76,7 @@ export interface MineOptions {
   efConstruction?: number // hnsw build list size (default 200)
   shardRows?: number // rows per Parquet shard (default 100000)
   threads?: number // onnxruntime threads for exact search (default: all cores)
+  exactKernel?: 'auto' | 'fp32' | 'int8' // exact search's kernel: float32 sgemm, int8 with exact rescoring (same results, up to float32 near-ties; byte-identical across CPUs), or auto by CPU and size (default 'auto'); groups with --pos-sim/--query-sim use fp32
   queryBlockRows?: number // queries scored per call (default 512)
   poolBlockRows?: number // pool rows scored per exact call (default 16384)
   rescoreUrl?: string // second stage: the reranker's or judge's server root; its rule removes more false negatives (default: off; docs/rescore.md)
@@ -261,6 +263,7 @@ export async function runMining<R>(options: MineOptions, role?: RunRole<R>): Pro
     const shares = sizes ? role?.plan(sizes) : undefined
     const carriedColumns = outputFormat === 'unime-v2' ? [] : carriedColumnsOf(kept)
     const hnsw: HnswParams = { m: options.m ?? 16, ef: options.ef ?? 128, efConstruction: options.efConstruction ?? 200 }
+    const kernels = new KernelLog(options.exactKernel ?? 'auto')
     let searched = 0
     let loadedGroups = 0
 
@@ -294,6 +297,7 @@ export async function runMining<R>(options: MineOptions, role?: RunRole<R>): Pro
         methods.add(chosen)
         const groupOptions: MineGroupOptions = {
           pairs: members,
+          groupQueryRows: groupMembers.length,
           queries,
           positives,
           pool,
@@ -308,7 +312,8 @@ export async function runMining<R>(options: MineOptions, role?: RunRole<R>): Pro
           keepFiltered,
           search: chosen,
           hnsw,
-          ...pick(options, ['threads', 'queryBlockRows', 'poolBlockRows']),
+          ...pick(options, ['threads', 'queryBlockRows', 'poolBlockRows', 'exactKernel']),
+          onExactKernel: (choice, counts) => kernels.record(group, choice, counts),
           onIndex: (done, total) => options.onProgress?.({ phase: 'index', done, total, group }),
           onRows: (n) => {
             searched += n
@@ -348,6 +353,7 @@ export async function runMining<R>(options: MineOptions, role?: RunRole<R>): Pro
       search: {
         method: methods.has('hnsw') ? 'hnsw' : 'exact',
         falseNegativeCounts: methods.has('hnsw') ? 'fetched-candidates' : 'whole-pool',
+        ...(kernels.summary() ? { exactKernel: kernels.summary() } : {}),
       },
       ...(images ? { images: images.summary } : {}),
       ...(rescore ? { rescore: rescore.record() } : {}),
@@ -355,7 +361,7 @@ export async function runMining<R>(options: MineOptions, role?: RunRole<R>): Pro
     if (role) {
       await role.writeRows(rows, outputFormat, layout)
       timings.total = (performance.now() - t0) / 1000
-      return await role.finish(await headOf(), stats.summarise(), timings)
+      return await role.finish(await headOf(), stats.summarise(), timings, kernels.snapshot())
     }
     const shards = await writeRowsAs(outputFormat, rows, { dir: staging, ...layout })
     t = performance.now()

@@ -6,8 +6,8 @@ import { HardnegError } from '../errors.js'
 import type { DuplicateCheck, DuplicateRule } from './duplicates.js'
 import { ceilingRule, scoreCeiling, type FalseNegativeRules } from './filters.js'
 import { collectQueryPositives, EXCLUDE_WIDTH, exclusionsOf, type CandidatePool, type PoolEntry, type QueryPositives } from './pool.js'
-import { createExactSearcher, MIN_POOL_BLOCK } from './search/exact.js'
-import { createHnswSearcher, dotRows } from './search/hnsw.js'
+import { createExactSearcher, type ExactKernel, type ExactSearcher, type KernelChoice, type RescoreCounts } from './search/exact.js'
+import { createHnswSearcher, dotRows, type HnswSearcher } from './search/hnsw.js'
 import type { QueryBatch, SearchResult } from './search/topk.js'
 import { candidatesNeeded, eligibleCount, selectNegatives, type SelectOptions, type SelectOutcome } from './select.js'
 import type { EmbeddingMatrix, FalseNegativeCounts, FilteredCandidate, MinedRow, PairRecord } from '../types.js'
@@ -55,11 +55,14 @@ export interface MineGroupOptions {
   search: SearchMethod // exact or hnsw
   hnsw?: HnswParams // hnsw parameters (defaults above)
   threads?: number // onnxruntime threads for exact search (default: all cores); results do not depend on it
+  exactKernel?: ExactKernel | 'auto' // exact search's kernel: 'fp32', 'int8' or 'auto' (by CPU and size, see chooseExactKernel) (default 'auto')
+  onExactKernel?: (choice: KernelChoice, rescore: RescoreCounts | undefined) => void // exact search: the kernel the group ran, and (int8) its per-query rescoring counts, once the group is done
   queryBlockRows?: number // queries scored per call (default 512); results do not depend on it
   poolBlockRows?: number // pool rows scored per call in exact search (default 16384); results do not depend on it
   onRows?: (rows: number) => void // called after each block with the number of queries done in it
   onIndex?: (done: number, total: number) => void // hnsw: pool vectors inserted into the graph so far
   onOutcome?: (row: MinedRow | null, outcome: SelectOutcome, pair: PairRecord, removed: FalseNegativeCounts, query: QueryOutcome) => void // every query's outcome (row null when dropped), its false negatives by rule, and the rest of what mining it counted
+  groupQueryRows?: number // the whole group's queries when `pairs` is a worker's share of them, so that the exact kernel is chosen as the one-process run chooses it (default pairs.length)
   poolOffset?: number // poolVectors (and owners) hold pool rows [poolOffset, poolOffset + poolVectors.rows) only: a pool-part worker's (default 0: the whole pool)
 }
 
@@ -126,34 +129,23 @@ export async function* searchGroup(options: MineGroupOptions): AsyncGenerator<[S
   // The lowest anchor reads every sibling's positive vector, which a pool part may not hold.
   if (lowest && options.poolOffset !== undefined) throw new HardnegError('E_BAD_OPTION', "marginAnchor 'lowest' with a split pool, expected 'own': the anchor needs every sibling positive's vector")
   const sweep = options.sweepThresholds ?? []
-  // MLAS's sgemm sums a pool of under ~150 rows in an order that depends on how many
-  // queries a call holds, so such a pool's scores would change with --query-block-rows and
-  // with the number of workers. Exact search pads a pool smaller than MIN_POOL_BLOCK with
-  // zero rows, which take the main path whatever the call, and leaves them out of every
-  // query's ranking and counts as exclusions.
-  const pad = options.search === 'exact' && options.poolOffset === undefined && poolVectors.rows > 0 && poolVectors.rows < MIN_POOL_BLOCK
-    ? MIN_POOL_BLOCK - poolVectors.rows
-    : 0
-  const padded = (m: EmbeddingMatrix): EmbeddingMatrix => {
-    const data = new Float32Array((m.rows + pad) * m.dim)
-    data.set(m.data)
-    return { rows: m.rows + pad, dim: m.dim, data }
-  }
-  const padRows = Int32Array.from({ length: pad }, (_, j) => poolVectors.rows + j)
   const common = {
-    pool: pad > 0 ? padded(poolVectors) : poolVectors,
+    pool: poolVectors,
     keep,
     splitMargin,
     ...(keepFiltered > 0 ? { keepRemoved: keepFiltered } : {}),
     ...(rules.posSim !== undefined ? { posSimMax: rules.posSim } : {}),
-    ...(rules.querySim !== undefined && options.owners ? { querySimMax: rules.querySim, owners: pad > 0 ? padded(options.owners) : options.owners } : {}),
+    ...(rules.querySim !== undefined && options.owners ? { querySimMax: rules.querySim, owners: options.owners } : {}),
     ...(sweep.length > 0 ? { sweeps: sweep.length } : {}),
   }
-  const whole =
+  const whole: HnswSearcher | ExactSearcher =
     options.search === 'hnsw'
       ? await createHnswSearcher({ ...common, ...(options.hnsw ?? {}), ...(options.onIndex ? { onBuild: options.onIndex } : {}) })
       : await createExactSearcher({
           ...common,
+          kernel: options.exactKernel ?? 'auto',
+          queryRows: options.groupQueryRows ?? pairs.length,
+          groupPoolRows: pool.entries.length,
           ...(options.threads !== undefined ? { threads: options.threads } : {}),
           ...(options.poolBlockRows !== undefined ? { poolBlockRows: options.poolBlockRows } : {}),
         })
@@ -164,7 +156,7 @@ export async function* searchGroup(options: MineGroupOptions): AsyncGenerator<[S
       const rows = Math.min(blockRows, pairs.length - start)
       const excluded = pairs.slice(start, start + rows).map((pair) => exclusionsOf(pool, pair, labeled))
       // At least the width of a query without siblings, so that blocks without any search exactly as before.
-      const width = Math.max(EXCLUDE_WIDTH, ...excluded.map((x) => x.indices.length)) + pad
+      const width = Math.max(EXCLUDE_WIDTH, ...excluded.map((x) => x.indices.length))
       const batch: QueryBatch = {
         rows,
         dim,
@@ -194,7 +186,6 @@ export async function* searchGroup(options: MineGroupOptions): AsyncGenerator<[S
           if (batch.sweepCaps) batch.sweepCaps[i * sweep.length + j] = scoreCeiling(anchor, { threshold })
         })
         batch.exclude.set(excluded[i]?.indices ?? [], i * width)
-        if (pad > 0) batch.exclude.set(padRows, (i + 1) * width - pad)
       }
       const results = await searcher.search(batch)
       for (let i = 0; i < rows; i++) {
@@ -208,6 +199,10 @@ export async function* searchGroup(options: MineGroupOptions): AsyncGenerator<[S
         yield [query, async (deeper) => (await searcher.search(sliceBatch(batch, i), deeper))[0] as SearchResult]
       }
       options.onRows?.(rows)
+    }
+    if (options.search !== 'hnsw') {
+      const exact = whole as ExactSearcher
+      options.onExactKernel?.(exact.kernel, exact.rescoreCounts?.())
     }
   } finally {
     await searcher.close()

@@ -9,6 +9,7 @@ import type { ManifestHead } from '../output/manifest.js'
 import type { OutputFormat, RowLayout } from '../output/formats.js'
 import type { MineGroupOptions, SearchMethod } from './negatives.js'
 import type { MiningStats, MineSummary } from './stats.js'
+import type { KernelLogState } from './kernels.js'
 import type { MinedRow } from '../types.js'
 
 /** One group as a plan sees it, in the run's group order. */
@@ -49,7 +50,7 @@ export interface RunRole<R> {
   /** With a split pool, instead of mineGroup: one group's queries searched against part of its pool. */
   minePoolPart(job: PoolPartJob): Promise<void>
   /** Instead of writing the manifest: what the worker returns. */
-  finish(head: ManifestHead, summary: MineSummary, timings: Record<string, number>): Promise<R>
+  finish(head: ManifestHead, summary: MineSummary, timings: Record<string, number>, kernels: KernelLogState): Promise<R>
   /** After a failure, instead of abandoning the staging directory. */
   abandon(): Promise<void>
 }

@@ -36,7 +36,24 @@ export interface ManifestImages {
   badRows: number // pairs dropped for a bad image (--on-bad-image skip)
 }
 
-/** Everything `manifest.json` holds. */
+/** Which exact kernel the run's exact groups used, why, and how much rescoring int8 needed. */
+export interface ManifestExactKernel {
+  requested: 'auto' | 'fp32' | 'int8' // --exact-kernel
+  groups: { fp32: number; int8: number } // exact groups searched by each kernel
+  reasons: string[] // the distinct reasons given for the choices (CPU, size rule, a rule only fp32 applies, asked for)
+  cpu: { arch: string; int8: string; flags: string[] } // the CPU the choice looked at: its best int8 dot product (vnni, dotprod, avx2, none) and the flags that decide it
+  rescore?: { // int8 groups: per query, exact dot products computed, and candidates whose bound straddled the ceiling
+    queries: number
+    rescoredMean: number
+    rescoredP99: number
+    rescoredMax: number
+    ceilingBandMean: number
+    ceilingBandP99: number
+    ceilingBandMax: number
+    poolParts?: number // a merged split-pool run: counted per query and pool part, so `queries` is queries x poolParts
+  }
+}
+
 /** The second stage of a run with --rescore-url. */
 export interface ManifestRescore {
   url: string // the endpoint scores came from
@@ -46,12 +63,13 @@ export interface ManifestRescore {
   counts: { pairsScored: number; cacheHits: number; sent: number; requests: number; retries: number; batchHalvings: number; positiveOutranked: number; positiveLow: number } // pairs scored (cache hits among them), pairs sent, HTTP attempts and retries, batch halvings, rows whose positive a rescored candidate outscored, rows whose r(pos) is below every rescored candidate's score + margin (all removed)
 }
 
+/** Everything `manifest.json` holds. */
 export interface Manifest {
   tool: { name: 'hardneg'; version: string } // who wrote the run
   createdAt: string // ISO 8601 time the run finished (not part of any shard)
   inputs: ManifestInput[] // input files
   options: Record<string, unknown> // the effective options, defaults filled in
-  search: { method: 'exact' | 'hnsw'; falseNegativeCounts: 'whole-pool' | 'fetched-candidates' } // what was run, and what n_false_negatives covers
+  search: { method: 'exact' | 'hnsw'; falseNegativeCounts: 'whole-pool' | 'fetched-candidates'; exactKernel?: ManifestExactKernel } // what was run, what n_false_negatives covers, and (exact groups) the kernel
   rows: { in: number; out: number } // pairs read, rows written
   shards: ManifestShard[] // in order
   counts: Omit<MineSummary, 'positiveScores' | 'negativeScores' | 'groups'> // run-wide counts

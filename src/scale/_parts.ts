@@ -17,6 +17,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { HardnegError } from '../errors.js'
 import type { GroupSize } from '../mine/role.js'
+import type { KernelLogState } from '../mine/kernels.js'
 import type { ManifestHead } from '../output/manifest.js'
 import type { RecordFileInfo } from './_records.js'
 import type { WorkerEngine } from './engine.js'
@@ -37,7 +38,7 @@ export interface PartRun {
   tool: ManifestHead['tool'] // hardneg and its version
   inputs: ManifestHead['inputs'] // input files with sha256
   options: ManifestHead['options'] // the effective options (the worker flags are not among them)
-  search: ManifestHead['search'] // as the manifest will say
+  search: Omit<ManifestHead['search'], 'exactKernel'> // as the manifest will say (the kernels are each worker's, in `kernels`)
   images?: { root: string; distinct: number; badRows: number } // runs with images: what every worker found
   workers: number // N
   poolParts: number // M
@@ -50,6 +51,7 @@ export interface PartManifest {
   fingerprint: string // sha256 of the run (below)
   run: PartRun
   head: ManifestHead // the manifest head this worker computed (images with its own cache counts)
+  kernels: KernelLogState // the exact kernels this worker's groups ran and its int8 rescoring counts, which the merge adds up
   worker: {
     index: number // 0-based
     count: number // N

@@ -12,6 +12,7 @@ import { HardnegError } from '../errors.js'
 import { outcomeRecorder, toolVersion, type MineResult, type ProgressEvent } from '../mine/mine.js'
 import { finishPartials, type PartialGroup } from '../mine/partial.js'
 import { MiningStats } from '../mine/stats.js'
+import { KernelLog } from '../mine/kernels.js'
 import { writeRowsAs } from '../output/formats.js'
 import { composeManifest, MANIFEST_FILE, writeManifest, type ManifestHead } from '../output/manifest.js'
 import { abandonOutput, commitOutput, openOutput } from '../output/output.js'
@@ -239,7 +240,11 @@ function replay(stats: MiningStats, calls: readonly StatsCall[]): void {
 function mergedHead(parts: readonly PartManifest[]): ManifestHead {
   const first = (parts[0] as PartManifest).head
   const sum = (key: 'decoded' | 'cached'): number => parts.reduce((n, p) => n + (p.head.images?.[key] ?? 0), 0)
-  const head = first.images ? { ...first, images: { ...first.images, decoded: sum('decoded'), cached: sum('cached') } } : first
+  const images = first.images ? { ...first, images: { ...first.images, decoded: sum('decoded'), cached: sum('cached') } } : first
+  // Which kernel ran which group, and the int8 kernel's rescoring per query, are each worker's own: added up.
+  const exactKernel = KernelLog.merge(parts.map((p) => p.kernels), (parts[0] as PartManifest).run.poolParts).summary()
+  const { method, falseNegativeCounts } = first.search
+  const head = { ...images, search: { method, falseNegativeCounts, ...(exactKernel ? { exactKernel } : {}) } }
   if (!first.rescore) return head
   // What the rescorer did is counted per worker: pairs, cache hits, requests. Summed, as the image counters are.
   const counts = { ...first.rescore.counts }

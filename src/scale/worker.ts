@@ -13,6 +13,7 @@ import { runMining, type MineOptions } from '../mine/mine.js'
 import { partialGroupOf, searchPoolPart } from '../mine/partial.js'
 import type { GroupShare, GroupSize, PoolPartJob, RunRole } from '../mine/role.js'
 import { MiningStats, type MineSummary } from '../mine/stats.js'
+import type { KernelLogState } from '../mine/kernels.js'
 import type { OutputFormat, RowLayout } from '../output/formats.js'
 import type { ManifestHead } from '../output/manifest.js'
 import { prepareOutput } from '../output/output.js'
@@ -168,7 +169,7 @@ class PartRole implements RunRole<WorkerResult> {
     })
   }
 
-  async finish(head: ManifestHead, _summary: MineSummary, timings: Record<string, number>): Promise<WorkerResult> {
+  async finish(head: ManifestHead, _summary: MineSummary, timings: Record<string, number>, kernels: KernelLogState): Promise<WorkerResult> {
     this.begin({ k: 'run', calls: [] }, false)
     await this.writing
     const records = await (this.writer as RecordWriter).close()
@@ -177,7 +178,7 @@ class PartRole implements RunRole<WorkerResult> {
       tool: head.tool,
       inputs: head.inputs,
       options: head.options,
-      search: head.search,
+      search: { method: head.search.method, falseNegativeCounts: head.search.falseNegativeCounts },
       ...(head.images ? { images: { root: head.images.root, distinct: head.images.distinct, badRows: head.images.badRows } } : {}),
       workers: this.worker.count,
       poolParts: this.worker.poolParts,
@@ -190,6 +191,7 @@ class PartRole implements RunRole<WorkerResult> {
       fingerprint: this.fingerprint,
       run,
       head,
+      kernels,
       worker: {
         index,
         count,

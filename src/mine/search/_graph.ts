@@ -29,9 +29,11 @@ export interface GraphRules {
 /** Bits of a removed candidate's `removed_rule` code; the lowest set bit is the rule reported. */
 export const RULE_BITS = { ceiling: 1, posSim: 2, querySim: 4 } as const
 
-type Dim = string | number
+/** A tensor dimension: fixed, or named (free). */
+export type Dim = string | number
 
-function tensorInfo(name: string, elemType: number, dims: Dim[]): onnxProto.onnx.IValueInfoProto {
+/** A graph input's or output's name, element type and shape. */
+export function tensorInfo(name: string, elemType: number, dims: Dim[]): onnxProto.onnx.IValueInfoProto {
   return {
     name,
     type: {
@@ -43,7 +45,8 @@ function tensorInfo(name: string, elemType: number, dims: Dim[]): onnxProto.onnx
   }
 }
 
-function node(
+/** A graph node with int and float attributes. */
+export function node(
   opType: string,
   inputs: string[],
   outputs: string[],
@@ -55,7 +58,8 @@ function node(
   return { opType, input: inputs, output: outputs, attribute, name: outputs[0] ?? opType }
 }
 
-function int64Constant(name: string, dims: number[], values: number[]): onnxProto.onnx.INodeProto {
+/** A Constant node holding an int64 tensor. */
+export function int64Constant(name: string, dims: number[], values: number[]): onnxProto.onnx.INodeProto {
   const t = { dataType: INT64, dims, int64Data: values }
   return { opType: 'Constant', input: [], output: [name], name, attribute: [{ name: 'value', type: onnx.AttributeProto.AttributeType.TENSOR, t }] }
 }

@@ -1,14 +1,18 @@
 /**
- * Exact top-k search: a blocked matrix multiply in onnxruntime (MLAS sgemm), one block
- * of queries against one block of the pool at a time, with the false-negative rules
- * applied as masks inside the graph and a running top-k merged across pool blocks.
- * Memory is one block pair, never a queries x pool matrix.
+ * Exact top-k search, by one of two kernels. fp32: a blocked matrix multiply in
+ * onnxruntime (MLAS sgemm), one block of queries against one block of the pool at a time,
+ * with the false-negative rules applied as masks inside the graph and a running top-k
+ * merged across pool blocks. int8 (`_int8.ts`): integer scores with a proved error bound,
+ * exact float64 rescoring of every candidate the bound leaves undecided. Memory is one
+ * block pair plus the pool, never a queries x pool matrix.
  */
 import os from 'node:os'
 import * as ort from 'onnxruntime-node'
 import { HardnegError } from '../../errors.js'
 import type { EmbeddingMatrix } from '../../types.js'
+import { cpuInt8, type CpuInt8 } from './_cpu.js'
 import { buildScoreGraph } from './_graph.js'
+import { createInt8Searcher, type RescoreCounts } from './_int8.js'
 import { checkCount, mergeTopK, removedBy, type QueryBatch, type RankedList, type SearchResult } from './topk.js'
 
 /** Options of {@link createExactSearcher}. */
@@ -23,12 +27,68 @@ export interface ExactSearchOptions {
   sweeps?: number // count the candidates above S further ceilings; every batch then carries `sweepCaps` (rows x S) and results `sweepRemoved` (default 0: none)
   poolBlockRows?: number // pool rows scored per call (default 16384, at least 1024; the pool is split into even blocks); results do not depend on it
   threads?: number // intra-op threads for onnxruntime (default: available cores); results do not depend on it
+  kernel?: ExactKernel | 'auto' // 'fp32', 'int8', or 'auto': see chooseExactKernel (default 'fp32'); int8 falls back to fp32 where it does not apply
+  queryRows?: number // with kernel 'auto': how many queries will be searched, for the size rule (default: as many as the pool holds)
+  groupPoolRows?: number // with kernel 'auto': the rows of the whole pool `pool` is a part of, for the size rule, so that every part of a split pool runs the kernel the whole would (default: pool.rows)
 }
+
+/** The two exact kernels: float32 sgemm scores, or integer scores with exact rescoring. */
+export type ExactKernel = 'fp32' | 'int8'
+
+/** Which kernel a searcher runs, and why. */
+export interface KernelChoice {
+  kernel: ExactKernel // the kernel used
+  reason: string // why: the CPU, the size rule, a rule the int8 kernel does not apply, or that it was asked for
+}
+
+/** Per query, the exact rescoring the int8 kernel needed (see `createInt8Searcher`). */
+export type { RescoreCounts }
+
+/** This CPU's integer dot-product support, as the kernel choice sees it. */
+export { cpuInt8, type CpuInt8 }
 
 /** An exact searcher over one pool; call `close()` when done. */
 export interface ExactSearcher {
   search(batch: QueryBatch, keep?: number): Promise<SearchResult[]> // one result per query in the batch, in order; `keep` overrides the searcher's for this call
   close(): Promise<void>
+  kernel: KernelChoice // the kernel this searcher runs
+  rescoreCounts?(): RescoreCounts // int8 kernel: per query searched so far, the candidates rescored exactly and those straddling the ceiling
+}
+
+/**
+ * With kernel 'auto', the int8 kernel runs when the group's multiply needs at least this
+ * many operations (2 x queries x pool x dim, ~31k x 31k x 1024): below it, quantising the
+ * pool and the per-query rescoring cost about what the integer multiply saves (measured on
+ * this project's AVX2 machine: parity at 20k x 20k x 1024, 1.26x at 60k, 1.5x at 273k).
+ */
+export const INT8_MIN_OPS = 2e12
+
+/**
+ * Picks the exact kernel for one pool. int8 does not apply the two similarity rules
+ * (`posSimMax`, `querySimMax`: each is a second multiply with its own undecided band,
+ * anywhere in the ranking), so those searches use fp32 whatever was asked. 'auto' takes
+ * int8 on CPUs with a fast integer dot product (VNNI, Arm dot product, AVX2: measured
+ * in docs/benchmarks.md) for multiplies of at least INT8_MIN_OPS, else fp32.
+ */
+export function chooseExactKernel(options: {
+  requested: ExactKernel | 'auto' // what was asked
+  similarityRules: boolean // posSimMax or querySimMax is on
+  ops: number // 2 x queries x pool x dim
+  cpu?: CpuInt8 // the CPU (default: this one)
+}): KernelChoice {
+  const { requested } = options
+  if (requested !== 'auto' && requested !== 'fp32' && requested !== 'int8') {
+    throw new HardnegError('E_BAD_OPTION', `kernel: '${String(requested)}', expected 'auto', 'fp32' or 'int8'`)
+  }
+  if (requested === 'fp32') return { kernel: 'fp32', reason: 'asked for' }
+  if (options.similarityRules) {
+    return { kernel: 'fp32', reason: `${requested === 'int8' ? 'int8 asked for, but ' : ''}the pos-sim/query-sim rules run in the fp32 kernel only` }
+  }
+  if (requested === 'int8') return { kernel: 'int8', reason: 'asked for' }
+  const cpu = options.cpu ?? cpuInt8()
+  if (cpu.int8 === 'none') return { kernel: 'fp32', reason: `auto: no fast int8 dot product on this CPU (${cpu.arch}; flags: ${cpu.flags.join(' ') || 'none'})` }
+  if (options.ops < INT8_MIN_OPS) return { kernel: 'fp32', reason: `auto: the group's multiply is under ${INT8_MIN_OPS.toExponential(0)} operations (2 x queries x pool x dim)` }
+  return { kernel: 'int8', reason: `auto: ${cpu.int8} int8 dot product (${cpu.flags.join(' ')})` }
 }
 
 /**
@@ -41,6 +101,24 @@ export interface ExactSearcher {
 export async function createExactSearcher(options: ExactSearchOptions): Promise<ExactSearcher> {
   const { pool } = options
   checkCount('keep', options.keep, 1)
+  const kernel = chooseExactKernel({
+    requested: options.kernel ?? 'fp32',
+    similarityRules: options.posSimMax !== undefined || options.querySimMax !== undefined,
+    ops: 2 * (options.queryRows ?? pool.rows) * (options.groupPoolRows ?? pool.rows) * pool.dim,
+  })
+  if (kernel.kernel === 'int8') {
+    const int8 = await createInt8Searcher({
+      pool,
+      keep: options.keep,
+      ...(options.keepRemoved !== undefined ? { keepRemoved: options.keepRemoved } : {}),
+      ...(options.splitMargin !== undefined ? { splitMargin: options.splitMargin } : {}),
+      ...(options.sweeps !== undefined ? { sweeps: options.sweeps } : {}),
+      ...(options.poolBlockRows !== undefined ? { poolBlockRows: options.poolBlockRows } : {}),
+      ...(options.threads !== undefined ? { threads: options.threads } : {}),
+    })
+    return { ...int8, kernel }
+  }
+  if (pool.rows > 0 && pool.rows < MIN_POOL_BLOCK) return padSmallPool(options, kernel)
   const splitMargin = options.splitMargin ?? false
   const keepRemoved = options.keepRemoved ?? 0
   checkCount('keepRemoved', keepRemoved, 0)
@@ -174,6 +252,7 @@ export async function createExactSearcher(options: ExactSearchOptions): Promise<
     async close() {
       await session.release()
     },
+    kernel,
   }
 }
 
@@ -188,6 +267,35 @@ function withRemoved(results: SearchResult[], lists: readonly RankedList[]): Sea
 
 /** Smallest pool block scored in one call, unless the pool itself is smaller. */
 export const MIN_POOL_BLOCK = 1024
+
+/**
+ * The fp32 kernel over a pool of fewer than MIN_POOL_BLOCK rows. On a pool of under ~150
+ * rows MLAS sums in an order that depends on how many queries a call holds, so a small
+ * group's scores would change with the query block size and with the number of workers
+ * (measured on 90 SNLI rows). The pool is padded with zero rows to MIN_POOL_BLOCK, which
+ * keeps every call on the main path, and the pad rows are excluded from every query's
+ * ranking and counts like its own positive.
+ */
+async function padSmallPool(options: ExactSearchOptions, kernel: KernelChoice): Promise<ExactSearcher> {
+  const { pool } = options
+  const pad = MIN_POOL_BLOCK - pool.rows
+  const padded = (m: EmbeddingMatrix): EmbeddingMatrix => {
+    const data = new Float32Array((m.rows + pad) * m.dim)
+    data.set(m.data)
+    return { rows: m.rows + pad, dim: m.dim, data }
+  }
+  const inner = await createExactSearcher({ ...options, kernel: 'fp32', pool: padded(pool), ...(options.owners ? { owners: padded(options.owners) } : {}) })
+  const widen = (batch: QueryBatch): QueryBatch => {
+    const e = batch.excludeWidth
+    const exclude = new Int32Array(batch.rows * (e + pad))
+    for (let i = 0; i < batch.rows; i++) {
+      exclude.set(batch.exclude.subarray(i * e, (i + 1) * e), i * (e + pad))
+      for (let j = 0; j < pad; j++) exclude[i * (e + pad) + e + j] = pool.rows + j
+    }
+    return { ...batch, exclude, excludeWidth: e + pad }
+  }
+  return { ...inner, kernel, search: (batch, keep) => inner.search(widen(batch), keep) }
+}
 
 /** A one-row block repeated to two rows (see the note on sgemm paths); others as they are. */
 function padRows(data: Float32Array, rows: number, width: number): Float32Array {

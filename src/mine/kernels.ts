@@ -1,0 +1,94 @@
+/**
+ * The exact kernels a run's groups used, gathered for the manifest: which kernel each group
+ * ran, why, on which CPU, and the int8 kernel's rescoring per query. A worker hands its log's
+ * state to its part; the merge adds the parts' states up to what the one-process run records.
+ */
+import type { ManifestExactKernel } from '../output/manifest.js'
+import { cpuInt8, type ExactKernel, type KernelChoice, type RescoreCounts } from './search/exact.js'
+
+/** A log's content as plain data: a part carries it, {@link KernelLog.merge} adds several up. */
+export interface KernelLogState {
+  requested: ExactKernel | 'auto'
+  kernels: Record<string, ExactKernel> // group name -> the kernel it ran
+  reasons: string[]
+  rescored: Record<string, number> // exact dot products per query -> how many queries
+  band: Record<string, number> // candidates straddling the ceiling per query -> how many queries
+  poolParts?: number // merged from the parts of a split pool: each query's counts are one per pool part
+}
+
+/** Collects {@link KernelChoice}s group by group. */
+export class KernelLog {
+  private readonly state: KernelLogState
+
+  constructor(requested: ExactKernel | 'auto') {
+    this.state = { requested, kernels: {}, reasons: [], rescored: {}, band: {} }
+  }
+
+  /** The logs of several workers as one: groups and reasons united, the per-query counts added. */
+  static merge(states: readonly KernelLogState[], poolParts = 1): KernelLog {
+    const log = new KernelLog(states[0]?.requested ?? 'auto')
+    if (poolParts > 1) log.state.poolParts = poolParts
+    for (const s of states) {
+      Object.assign(log.state.kernels, s.kernels)
+      for (const r of s.reasons) if (!log.state.reasons.includes(r)) log.state.reasons.push(r)
+      addCounts(log.state.rescored, s.rescored)
+      addCounts(log.state.band, s.band)
+    }
+    return log
+  }
+
+  /** One exact group's kernel and, for int8, its per-query counts. A group searched in several calls counts once. */
+  record(group: string, choice: KernelChoice, counts: RescoreCounts | undefined): void {
+    this.state.kernels[group] = choice.kernel
+    if (!this.state.reasons.includes(choice.reason)) this.state.reasons.push(choice.reason)
+    if (counts) {
+      for (const x of counts.rescored) this.state.rescored[x] = (this.state.rescored[x] ?? 0) + 1
+      for (const x of counts.ceilingBand) this.state.band[x] = (this.state.band[x] ?? 0) + 1
+    }
+  }
+
+  /** A copy of what was logged, for a worker's part. */
+  snapshot(): KernelLogState {
+    return structuredClone(this.state)
+  }
+
+  /** The manifest's `search.exactKernel`, or undefined when no group was searched exact. */
+  summary(): ManifestExactKernel | undefined {
+    const kernels = Object.values(this.state.kernels)
+    if (kernels.length === 0) return undefined
+    const groups = { fp32: kernels.filter((k) => k === 'fp32').length, int8: kernels.filter((k) => k === 'int8').length }
+    const cpu = cpuInt8()
+    // Sorted, so that a merge of parts lists them as the one-process run does.
+    const out: ManifestExactKernel = { requested: this.state.requested, groups, reasons: [...this.state.reasons].sort(), cpu: { arch: cpu.arch, int8: cpu.int8, flags: cpu.flags } }
+    const r = stats(this.state.rescored)
+    if (r) {
+      const b = stats(this.state.band) ?? { mean: 0, p99: 0, max: 0 }
+      out.rescore = { queries: r.n, rescoredMean: r.mean, rescoredP99: r.p99, rescoredMax: r.max, ceilingBandMean: b.mean, ceilingBandP99: b.p99, ceilingBandMax: b.max }
+      if (this.state.poolParts !== undefined) out.rescore.poolParts = this.state.poolParts
+    }
+    return out
+  }
+}
+
+function addCounts(into: Record<string, number>, from: Record<string, number>): void {
+  for (const [value, n] of Object.entries(from)) into[value] = (into[value] ?? 0) + n
+}
+
+/** Mean (two decimals), 99th percentile (the value at floor(0.99 n) in ascending order) and maximum of a histogram. */
+function stats(histogram: Record<string, number>): { n: number; mean: number; p99: number; max: number } | undefined {
+  const bins = Object.entries(histogram).map(([v, n]) => [Number(v), n] as const).sort((a, b) => a[0] - b[0])
+  const n = bins.reduce((a, [, c]) => a + c, 0)
+  if (n === 0) return undefined
+  const mean = bins.reduce((a, [v, c]) => a + v * c, 0) / n
+  const at = Math.min(n - 1, Math.floor(0.99 * n))
+  let seen = 0
+  let p99 = 0
+  for (const [v, c] of bins) {
+    seen += c
+    if (seen > at) {
+      p99 = v
+      break
+    }
+  }
+  return { n, mean: Math.round(mean * 100) / 100, p99, max: bins[bins.length - 1]?.[0] ?? 0 }
+}
