@@ -12,7 +12,7 @@ import { HardnegError } from '../../errors.js'
 import type { EmbeddingMatrix } from '../../types.js'
 import { buildInt8PoolGraph, STEP_FLOOR, type Int8Block } from './_int8-graph.js'
 import { float32AtLeast, float32AtMost, POOL_LEVELS, QUERY_LEVELS, QUERY_ZERO, quantizeRows, SLACK, type QuantizedRows } from './_quantize.js'
-import { checkCount, type QueryBatch, type SearchResult } from './topk.js'
+import { checkCount, searchCounts, type QueryBatch, type SearchResult } from './topk.js'
 import { processRow, RowState } from './_int8-rows.js'
 
 /** Options of {@link createInt8Searcher}: the exact searcher's, without the similarity rules. */
@@ -71,11 +71,7 @@ const SESSION_BYTES = 2 ** 30
  */
 export async function createInt8Searcher(options: Int8SearchOptions): Promise<Int8Searcher> {
   const { pool } = options
-  checkCount('keep', options.keep, 1)
-  const keepRemoved = options.keepRemoved ?? 0
-  checkCount('keepRemoved', keepRemoved, 0)
-  const sweeps = options.sweeps ?? 0
-  checkCount('sweeps', sweeps, 0)
+  const { keepRemoved, sweeps } = searchCounts(options)
   const splitMargin = options.splitMargin ?? false
   const counts = (splitMargin ? 1 : 0) + sweeps
   const { rows: total, dim } = pool

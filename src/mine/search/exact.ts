@@ -13,7 +13,7 @@ import type { EmbeddingMatrix } from '../../types.js'
 import { cpuInt8, type CpuInt8 } from './_cpu.js'
 import { buildScoreGraph } from './_graph.js'
 import { createInt8Searcher, type RescoreCounts } from './_int8.js'
-import { checkCount, mergeTopK, removedBy, type QueryBatch, type RankedList, type SearchResult } from './topk.js'
+import { checkCount, searchCounts, mergeTopK, removedBy, type QueryBatch, type RankedList, type SearchResult } from './topk.js'
 
 /** Options of {@link createExactSearcher}. */
 export interface ExactSearchOptions {
@@ -120,10 +120,7 @@ export async function createExactSearcher(options: ExactSearchOptions): Promise<
   }
   if (pool.rows > 0 && pool.rows < MIN_POOL_BLOCK) return padSmallPool(options, kernel)
   const splitMargin = options.splitMargin ?? false
-  const keepRemoved = options.keepRemoved ?? 0
-  checkCount('keepRemoved', keepRemoved, 0)
-  const sweeps = options.sweeps ?? 0
-  checkCount('sweeps', sweeps, 0)
+  const { keepRemoved, sweeps } = searchCounts(options)
   const usePos = options.posSimMax !== undefined
   const useOwners = options.querySimMax !== undefined
   if (useOwners && (!options.owners || options.owners.rows !== pool.rows || options.owners.dim !== pool.dim)) {

@@ -6,7 +6,7 @@
 import hnswlib from 'hnswlib-node'
 import { HardnegError } from '../../errors.js'
 import type { EmbeddingMatrix } from '../../types.js'
-import { checkCount, type QueryBatch, type RemovedBy, type SearchResult } from './topk.js'
+import { checkCount, searchCounts, type QueryBatch, type RemovedBy, type SearchResult } from './topk.js'
 
 /** Options of {@link createHnswSearcher}. */
 export interface HnswSearchOptions {
@@ -47,11 +47,7 @@ export function dotRows(a: Float32Array, ai: number, b: Float32Array, bi: number
  */
 export async function createHnswSearcher(options: HnswSearchOptions): Promise<HnswSearcher> {
   const { pool } = options
-  checkCount('keep', options.keep, 1)
-  const keepRemoved = options.keepRemoved ?? 0
-  checkCount('keepRemoved', keepRemoved, 0)
-  const sweeps = options.sweeps ?? 0
-  checkCount('sweeps', sweeps, 0)
+  const { keepRemoved, sweeps } = searchCounts(options)
   const dim = pool.dim
   const index = new hnswlib.HierarchicalNSW('ip', dim)
   const n = pool.rows

@@ -116,6 +116,16 @@ export function removedBy(code: number): RemovedBy {
   return 'query_sim'
 }
 
+/** A searcher's counts checked: keep >= 1, and keepRemoved and sweeps (default 0) >= 0. */
+export function searchCounts(options: { keep: number; keepRemoved?: number; sweeps?: number }): { keepRemoved: number; sweeps: number } {
+  checkCount('keep', options.keep, 1)
+  const keepRemoved = options.keepRemoved ?? 0
+  checkCount('keepRemoved', keepRemoved, 0)
+  const sweeps = options.sweeps ?? 0
+  checkCount('sweeps', sweeps, 0)
+  return { keepRemoved, sweeps }
+}
+
 /** Checks a searcher's candidate count (keep, keepRemoved): an integer >= `min`; E_BAD_OPTION naming it. */
 export function checkCount(name: string, value: number, min: number): void {
   if (!Number.isInteger(value) || value < min) throw new HardnegError('E_BAD_OPTION', `${name} ${value}, expected an integer >= ${min}`)
