@@ -162,6 +162,18 @@ describe('mine-negatives CLI', () => {
       expect(code).toBe(0)
     })
 
+  it.each([[[]], [['--keep-filtered', '2', '--sweep-thresholds', '0,0.2']]])(
+    '--exact-kernel int8 %j --quiet: nothing on stderr (no onnxruntime graph warnings)', async (extra) => {
+      const out = path.join(await tempDir(), 'run')
+      const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'mine-negatives.js'), '--exact-kernel', 'int8', '--quiet', '--out', out, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] })
+      let err = ''
+      child.stderr.on('data', (d: Buffer) => (err += d.toString()))
+      const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
+      expect(err).toBe('')
+      expect(code).toBe(0)
+      expect(JSON.parse(await readFile(path.join(out, 'manifest.json'), 'utf8')).search.exactKernel.groups).toEqual({ fp32: 0, int8: 1 })
+    })
+
   it('a writer to a closed stream drops output instead of throwing', () => {
     const stream = new PassThrough()
     const write = quietOnClose(stream)

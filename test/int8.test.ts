@@ -336,6 +336,18 @@ describe('mining with the int8 kernel', () => {
     expect(b.some((r) => (r.filtered?.length ?? 0) > 0)).toBe(true)
   })
 
+  it('counts the same rescoring per query whatever the query block size (a worker\'s share starts its own blocks)', async () => {
+    const dir = await tempDir()
+    const data = await dataset(dir)
+    const counts = []
+    for (const [i, queryBlockRows] of [512, 37, 1].entries()) {
+      const { manifest } = await mineNegatives({ ...data, ...options, queryBlockRows, out: path.join(dir, `int8-${i}`), exactKernel: 'int8' })
+      counts.push(manifest.search.exactKernel?.rescore)
+    }
+    expect(counts[1]).toEqual(counts[0])
+    expect(counts[2]).toEqual(counts[0])
+  })
+
   it('runs the fp32 kernel for the similarity rules and says so in the manifest', async () => {
     const dir = await tempDir()
     const data = await dataset(dir)

@@ -3,7 +3,7 @@
  * one-process run's shards and manifest byte for byte, over every option that changes
  * output and every output format; what a worker leaves never looks finished.
  */
-import { readdir, readFile } from 'node:fs/promises'
+import { readdir, readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { mergeParts, mineNegatives, mineWorkerPart, type MineOptions } from '../src/index.js'
@@ -76,18 +76,36 @@ describe('workers and merge give the one-process run', () => {
 
   it('splits the pool under the int8 kernel (2 query shares x 2 pool parts); its rescoring is counted per query and pool part', async () => {
     await compare({ ...SNLI_FULL, exactKernel: 'int8', keepFiltered: 2 }, 4, 2)
-    type Kernel = { groups: { int8: number }; rescore: { queries: number; poolParts?: number } }
+    type Kernel = { groups: { int8: number }; rescore: { queries: number; splitGroups?: number } }
     const dir = await tempDir()
     const out = path.join(dir, 'run')
     const one = (await mineNegatives({ ...SNLI_FULL, exactKernel: 'int8', out })).manifest.search.exactKernel as Kernel
     expect(one.groups.int8).toBe(1)
     expect(one.rescore.queries).toBe(2921)
-    expect(one.rescore.poolParts).toBeUndefined()
+    expect(one.rescore.splitGroups).toBeUndefined()
     const split = path.join(dir, 'split')
     for (let index = 0; index < 4; index++) await mineWorkerPart({ ...SNLI_FULL, exactKernel: 'int8', out: split }, { index, count: 4, poolParts: 2, engine: 'flags', source: 'test' })
     const merged = (await mergeParts({ out: split })).manifest.search.exactKernel as Kernel
     expect(merged.groups.int8).toBe(1)
-    expect(merged.rescore).toMatchObject({ queries: 2 * 2921, poolParts: 2 })
+    expect(merged.rescore).toMatchObject({ queries: 2 * 2921, splitGroups: 1 })
+  })
+
+  it('refuses parts whose workers ran one group with different kernels (auto on unlike CPUs), before writing anything', async () => {
+    const dir = await tempDir()
+    const out = path.join(dir, 'run')
+    const { corpus, corpusEmbeddings, ...inputs } = await snliSubset(dir)
+    for (let index = 0; index < 2; index++) await mineWorkerPart({ ...inputs, exactKernel: 'fp32', out }, { index, count: 2, poolParts: 1, engine: 'flags', source: 'test' })
+    // What worker 1 would have written on a CPU where auto took int8 for this group.
+    const names = (await readdir(path.join(out, '.hardneg-parts'))).sort()
+    const file = path.join(out, '.hardneg-parts', names[1] as string, 'part.json')
+    const part = JSON.parse(await readFile(file, 'utf8')) as { kernels: { kernels: [string, string][]; cpu: { int8: string } } }
+    part.kernels.kernels = part.kernels.kernels.map(([g]) => [g, 'int8'])
+    part.kernels.cpu.int8 = 'vnni'
+    await writeFile(file, JSON.stringify(part))
+    const message = ((await mergeParts({ out }).catch((e: unknown) => e)) as Error).message
+    expect(message.startsWith(`${out}: group '' was searched with the fp32 kernel by worker 0 (CPU `)).toBe(true)
+    expect(message).toMatch(/\) and with int8 by worker 1 \(CPU x64, int8 vnni, flags [^)]*\), expected one kernel per group: rerun the workers with --exact-kernel int8 \(the same rows on every CPU\) or --exact-kernel fp32$/)
+    expect((await readdir(out)).filter((n) => !n.startsWith('.'))).toEqual([])
   })
 
   it('splits the pool with random sampling, a rank window, min-score and every filter (1 share x 2 parts)', async () => {

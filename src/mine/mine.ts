@@ -313,7 +313,7 @@ export async function runMining<R>(options: MineOptions, role?: RunRole<R>): Pro
           search: chosen,
           hnsw,
           ...pick(options, ['threads', 'queryBlockRows', 'poolBlockRows', 'exactKernel']),
-          onExactKernel: (choice, counts) => kernels.record(group, choice, counts),
+          onExactKernel: (choice, counts) => kernels.record(group, choice, counts, split),
           onIndex: (done, total) => options.onProgress?.({ phase: 'index', done, total, group }),
           onRows: (n) => {
             searched += n

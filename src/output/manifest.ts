@@ -50,7 +50,7 @@ export interface ManifestExactKernel {
     ceilingBandMean: number
     ceilingBandP99: number
     ceilingBandMax: number
-    poolParts?: number // a merged split-pool run: counted per query and pool part, so `queries` is queries x poolParts
+    splitGroups?: number // a distributed run with a split pool: this many int8 groups had their pool split, and their queries are counted once per pool part (so `queries` is more than the rows of the run)
   }
 }
 

@@ -132,6 +132,8 @@ export async function mergeParts(options: MergeOptions): Promise<MergeResult> {
   const version = await toolVersion()
   if (run.tool.version !== version) throw new HardnegError('E_BAD_OPTION', `parts written by hardneg ${run.tool.version}, this is ${version}, expected the version the workers ran`, { file: out })
   checkCoverage(parts.map((p) => p.manifest), out)
+  // Before any output: the workers must agree on each group's kernel.
+  const head = mergedHead(parts.map((p) => p.manifest), out)
 
   const staging = await openOutput(out, run.options.overwrite === true)
   try {
@@ -177,7 +179,6 @@ export async function mergeParts(options: MergeOptions): Promise<MergeResult> {
     }
     const shards = await writeRowsAs(setup.format, rows(), { dir: staging, ...setup.layout })
     await commitOutput(out, staging, shards.map((s) => s.file))
-    const head = mergedHead(parts.map((p) => p.manifest))
     const manifest = composeManifest(head, stats.summarise(), shards, mergedTimings(parts.map((p) => p.manifest), (performance.now() - t0) / 1000))
     await writeManifest(out, manifest)
     if (options.keepParts !== true) await rm(partsDir(out), { recursive: true, force: true })
@@ -237,12 +238,12 @@ function replay(stats: MiningStats, calls: readonly StatsCall[]): void {
 }
 
 /** The manifest head: the workers agree on all of it but what the image cache saved each, which is summed. */
-function mergedHead(parts: readonly PartManifest[]): ManifestHead {
+function mergedHead(parts: readonly PartManifest[], out: string): ManifestHead {
   const first = (parts[0] as PartManifest).head
   const sum = (key: 'decoded' | 'cached'): number => parts.reduce((n, p) => n + (p.head.images?.[key] ?? 0), 0)
   const images = first.images ? { ...first, images: { ...first.images, decoded: sum('decoded'), cached: sum('cached') } } : first
   // Which kernel ran which group, and the int8 kernel's rescoring per query, are each worker's own: added up.
-  const exactKernel = KernelLog.merge(parts.map((p) => p.kernels), (parts[0] as PartManifest).run.poolParts).summary()
+  const exactKernel = KernelLog.merge(parts.map((p) => p.kernels), out).summary()
   const { method, falseNegativeCounts } = first.search
   const head = { ...images, search: { method, falseNegativeCounts, ...(exactKernel ? { exactKernel } : {}) } }
   if (!first.rescore) return head

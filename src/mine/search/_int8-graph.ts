@@ -58,11 +58,9 @@ export interface Int8GraphParts {
  */
 export function buildInt8PoolGraph(blocks: readonly Int8Block[], parts: Int8GraphParts): Uint8Array {
   const dim = blocks[0]?.dim ?? 0
-  const nodes: onnxProto.onnx.INodeProto[] = [
-    node('Constant', [], ['penalty'], { value_float: { f: -MASK_PENALTY } }),
-    int64Constant('axis1', [1], [1]),
-    int64Constant('zero', [], [0]),
-  ]
+  const nodes: onnxProto.onnx.INodeProto[] = [int64Constant('axis1', [1], [1]), int64Constant('zero', [], [0])]
+  // Only the removed list uses it; an unused constant makes onnxruntime print a warning to the user.
+  if (parts.keepRemoved) nodes.push(node('Constant', [], ['penalty'], { value_float: { f: -MASK_PENALTY } }))
   const inputs = [tensorInfo('q', T.UINT8, ['b', dim])]
   const outputs: onnxProto.onnx.IValueInfoProto[] = []
   const initializer: onnxProto.onnx.ITensorProto[] = [
