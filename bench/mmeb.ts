@@ -9,7 +9,7 @@
  * changes. Image hashing is measured apart (bench/images.ts); the pairs here are
  * text-side only. Prints numbers and a markdown table; never fails on time.
  *
- * `node dist/bench/mmeb.js [--scale 1] [--global-scale 0.1] [--int8-kernel auto|int8] [--skip-int8] [--skip-baseline] [--skip-global] [--python python3]`
+ * `node dist/bench/mmeb.js [--scale 1] [--global-scale 0.1] [--int8-kernel auto|int8] [--reuse-fp32] [--skip-int8] [--skip-baseline] [--skip-global] [--python python3]`
  * The second run's `--exact-kernel` is `--int8-kernel`: `auto` (default, what a user gets: int8
  * for subsets of at least 2e12 operations on a CPU with a fast int8 dot product) or `int8` (every subset).
  */
@@ -154,6 +154,7 @@ async function main(): Promise<void> {
       'global-scale': { type: 'string', default: '0.1' },
       'skip-baseline': { type: 'boolean', default: false },
       'skip-int8': { type: 'boolean', default: false },
+      'reuse-fp32': { type: 'boolean', default: false },
       'int8-kernel': { type: 'string', default: 'auto' },
       'skip-global': { type: 'boolean', default: false },
       python: { type: 'string', default: 'python3' },
@@ -170,7 +171,10 @@ async function main(): Promise<void> {
   log(`subsets: ${full.names.length}, rows ${full.rows}: ${full.names.map((n, i) => `${n} ${full.ranges[i]![1] - full.ranges[i]![0]}`).join(', ')}`)
   const ds = await generateDataset({ rows: full.rows, log })
   const pairs = await writeMmebPairs(ds, full)
-  results.perSubset = await mine('hardneg per-subset exact, fp32 kernel', pairs, ds, full, path.join(OUT, 'per-subset'), ['--exact-kernel', 'fp32'])
+  // --reuse-fp32: the fp32 run of an earlier invocation on the same data (its manifest says which), to rerun only the second.
+  results.perSubset = values['reuse-fp32']
+    ? { reused: path.join(OUT, 'per-subset'), timings: (await readManifest(path.join(OUT, 'per-subset'))).timings }
+    : await mine('hardneg per-subset exact, fp32 kernel', pairs, ds, full, path.join(OUT, 'per-subset'), ['--exact-kernel', 'fp32'])
   const agree = (what: string, a: ReturnType<typeof compareTables>): typeof a => {
     log(`agreement ${what} over ${a.rows} rows: same top-8 sets ${(100 * a.sameSet).toFixed(2)} %, same lists ${(100 * a.sameList).toFixed(2)} %, ` +
       `same false-negative counts ${(100 * a.sameFalseNegatives).toFixed(2)} %, max |score diff| ${a.maxScoreDiff.toExponential(2)}; ${a.differingRows} rows differ, ${a.nearTieDiffs} only in near-ties`)

@@ -307,7 +307,9 @@ describe('mine-negatives CLI', () => {
         --exact-kernel <kernel>           exact search kernel: int8 (integer scores,
                                           exact rescoring; the same results) | fp32 |
                                           auto (int8 on CPUs with a fast int8 dot
-                                          product, for large groups) (default: "auto")
+                                          product, for large groups whose scores do
+                                          not crowd: see docs/mining.md) (default:
+                                          "auto")
         --worker-index <i>                be worker i of a distributed run: mine its
                                           share, write a part for hardneg merge
                                           (default: the array index from

@@ -2,7 +2,8 @@ import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import * as ort from 'onnxruntime-node'
 import { loadEmbeddingMatrix, mineNegatives, readShards, type MinedRow } from '../src/index.js'
-import { chooseExactKernel, createExactSearcher, type ExactSearchOptions } from '../src/mine/search/exact.js'
+import { chooseExactKernel, createExactSearcher, probeBand, type ExactSearchOptions } from '../src/mine/search/exact.js'
+import { cpuInt8 } from '../src/mine/search/_cpu.js'
 import { dotRows } from '../src/mine/search/hnsw.js'
 import { buildInt8PoolGraph } from '../src/mine/search/_int8-graph.js'
 import { createInt8Searcher } from '../src/mine/search/_int8.js'
@@ -264,6 +265,55 @@ describe('int8 exact kernel', () => {
     expect(Math.max(...qq.codes)).toBeLessThanOrEqual(2 * QUERY_LEVELS)
     expect(Math.max(...Array.from(pq.codes, Math.abs))).toBeLessThanOrEqual(POOL_LEVELS)
     expect(width / (q.rows * p.rows)).toBeLessThan(0.05)
+  })
+})
+
+describe('the band probe of auto', () => {
+  /** Clusters of 20 whose members score far above the rest, or no structure at all (every score crowds near 0). */
+  const clustered = (): ReturnType<typeof randomUnit> => randomUnit(4000, 128, 81, 200)
+  const crowded = (): ReturnType<typeof randomUnit> => randomUnit(4000, 128, 82)
+
+  it('finds the int8 pass settles clustered data at once and leaves crowded data undecided', async () => {
+    const found: Record<string, { queries: number; undecided: number }> = {}
+    for (const [name, pool] of [['clustered', clustered()], ['crowded', crowded()]] as const) {
+      const searcher = await createInt8Searcher({ pool, keep: 8, threads: 1 })
+      try {
+        found[name] = await probeBand(searcher, pool)
+      } finally {
+        await searcher.close()
+      }
+    }
+    expect(found.clustered?.queries).toBe(256)
+    expect(found.clustered?.undecided).toBeLessThanOrEqual(4)
+    expect(found.crowded?.queries).toBe(256)
+    expect(found.crowded?.undecided).toBeGreaterThan(128)
+  })
+
+  it('keeps fp32 under auto where the probe finds a wide band, and says why', () => {
+    const cpu = { arch: 'x64', int8: 'avx2' as const, flags: ['avx2'] }
+    const at = (undecided: number) => chooseExactKernel({ requested: 'auto', similarityRules: false, ops: 1e13, cpu, probe: { queries: 256, undecided } })
+    expect(at(12).kernel).toBe('int8')
+    expect(at(13)).toEqual({ kernel: 'fp32', reason: 'auto: a wide band (the int8 pass left 13 of 256 probe queries undecided in its first ranking: scores crowd within the quantisation bound), where int8 is slower' })
+    expect(chooseExactKernel({ requested: 'int8', similarityRules: false, ops: 1e13, cpu, probe: { queries: 256, undecided: 256 } }).kernel).toBe('int8')
+  })
+
+  // The size rule needs a fast int8 CPU to reach the probe (this project's machines have AVX2 or better).
+  it.runIf(cpuInt8().int8 !== 'none')('auto searches as the probe decided: fp32 on crowded data, int8 on clustered, the probe left out of the counts; a pool part refuses', async () => {
+    const big = { kernel: 'auto' as const, queryRows: 1e9, keep: 8, threads: 1 }
+    const wide = await createExactSearcher({ ...big, pool: crowded() })
+    const narrow = await createExactSearcher({ ...big, pool: clustered() })
+    try {
+      expect(wide.kernel.kernel).toBe('fp32')
+      expect(wide.kernel.reason).toMatch(/^auto: a wide band \(the int8 pass left \d+ of 256 probe queries undecided/)
+      expect(narrow.kernel.kernel).toBe('int8')
+      expect(narrow.rescoreCounts?.()).toEqual({ rescored: [], ceilingBand: [] })
+    } finally {
+      await wide.close()
+      await narrow.close()
+    }
+    await expect(createExactSearcher({ ...big, pool: clustered(), poolPart: true })).rejects.toThrow(
+      "exact kernel 'auto' for a split pool whose size and CPU call for int8, expected 'int8' or 'fp32' (--exact-kernel): auto decides by a probe of the whole pool, which no pool part holds",
+    )
   })
 })
 

@@ -95,7 +95,7 @@ export function mineCommand(io: CliIO, name = 'mine'): Command {
     .option('--threads <n>', 'threads for exact search (default: all cores)', intArg('--threads', 1))
     .option('--query-block-rows <n>', 'queries scored per block', intArg('--query-block-rows', 1))
     .option('--pool-block-rows <n>', 'pool rows scored per block (exact)', intArg('--pool-block-rows', 1))
-    .option('--exact-kernel <kernel>', 'exact search kernel: int8 (integer scores, exact rescoring; the same results) | fp32 | auto (int8 on CPUs with a fast int8 dot product, for large groups)', choiceArg('--exact-kernel', ['auto', 'fp32', 'int8'] as const), 'auto')
+    .option('--exact-kernel <kernel>', 'exact search kernel: int8 (integer scores, exact rescoring; the same results) | fp32 | auto (int8 on CPUs with a fast int8 dot product, for large groups whose scores do not crowd: see docs/mining.md)', choiceArg('--exact-kernel', ['auto', 'fp32', 'int8'] as const), 'auto')
     .option('--worker-index <i>', 'be worker i of a distributed run: mine its share, write a part for hardneg merge (default: the array index from SLURM_ARRAY_TASK_ID, JOB_COMPLETION_INDEX, AWS_BATCH_JOB_ARRAY_INDEX or BATCH_TASK_INDEX)', intArg('--worker-index', 0))
     .option('--worker-count <n>', "workers in the run; always pass it (a resubmitted Slurm task's environment says 1) (default: the array's size from the environment)", intArg('--worker-count', 1))
     .option('--pool-parts <m>', "also split each group's pool into m parts, for pools one worker cannot hold (exact search; --worker-count = query shares x m)", intArg('--pool-parts', 1))

@@ -146,6 +146,7 @@ export async function* searchGroup(options: MineGroupOptions): AsyncGenerator<[S
           kernel: options.exactKernel ?? 'auto',
           queryRows: options.groupQueryRows ?? pairs.length,
           groupPoolRows: pool.entries.length,
+          ...(options.poolOffset !== undefined ? { poolPart: true } : {}),
           ...(options.threads !== undefined ? { threads: options.threads } : {}),
           ...(options.poolBlockRows !== undefined ? { poolBlockRows: options.poolBlockRows } : {}),
         })

@@ -37,6 +37,7 @@ export interface RescoreCounts {
 export interface Int8Searcher {
   search(batch: QueryBatch, keep?: number): Promise<SearchResult[]>
   rescoreCounts(): RescoreCounts
+  firstPassMisses(): number // rows whose first ranking was too short to settle them (asked again with longer ones), over all searches so far
   close(): Promise<void>
 }
 
@@ -133,6 +134,7 @@ export async function createInt8Searcher(options: Int8SearchOptions): Promise<In
   const rescored: number[] = []
   const ceilingBand: number[] = []
   let slack = FIRST_SLACK
+  let misses = 0
 
   async function search(batch: QueryBatch, keepOverride?: number): Promise<SearchResult[]> {
     const keep = keepOverride ?? options.keep
@@ -168,6 +170,7 @@ export async function createInt8Searcher(options: Int8SearchOptions): Promise<In
           })
           // A wide band in many rows: give later batches more room in their first ranking.
           if (first && again.length * 100 > b) slack = Math.min(slack * 2, 4096)
+          if (first) misses += again.length
           first = false
           rows = again
           k = Math.min(largest, k * 4)
@@ -185,6 +188,7 @@ export async function createInt8Searcher(options: Int8SearchOptions): Promise<In
   return {
     search,
     rescoreCounts: () => ({ rescored: [...rescored], ceilingBand: [...ceilingBand] }),
+    firstPassMisses: () => misses,
     async close() {
       await Promise.allSettled(parts.map((p) => p.session.release()))
     },

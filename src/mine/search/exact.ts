@@ -12,7 +12,7 @@ import { HardnegError } from '../../errors.js'
 import type { EmbeddingMatrix } from '../../types.js'
 import { cpuInt8, type CpuInt8 } from './_cpu.js'
 import { buildScoreGraph } from './_graph.js'
-import { createInt8Searcher, type RescoreCounts } from './_int8.js'
+import { createInt8Searcher, type Int8Searcher, type RescoreCounts } from './_int8.js'
 import { checkCount, searchCounts, mergeTopK, removedBy, type QueryBatch, type RankedList, type SearchResult } from './topk.js'
 
 /** Options of {@link createExactSearcher}. */
@@ -30,6 +30,7 @@ export interface ExactSearchOptions {
   kernel?: ExactKernel | 'auto' // 'fp32', 'int8', or 'auto': see chooseExactKernel (default 'fp32'); int8 falls back to fp32 where it does not apply
   queryRows?: number // with kernel 'auto': how many queries will be searched, for the size rule (default: as many as the pool holds)
   groupPoolRows?: number // with kernel 'auto': the rows of the whole pool `pool` is a part of, for the size rule, so that every part of a split pool runs the kernel the whole would (default: pool.rows)
+  poolPart?: boolean // `pool` is a part of a split pool: 'auto' cannot probe the whole, and refuses where it would (default false)
 }
 
 /** The two exact kernels: float32 sgemm scores, or integer scores with exact rescoring. */
@@ -68,13 +69,15 @@ export const INT8_MIN_OPS = 2e12
  * (`posSimMax`, `querySimMax`: each is a second multiply with its own undecided band,
  * anywhere in the ranking), so those searches use fp32 whatever was asked. 'auto' takes
  * int8 on CPUs with a fast integer dot product (VNNI, Arm dot product, AVX2: measured
- * in docs/benchmarks.md) for multiplies of at least INT8_MIN_OPS, else fp32.
+ * in docs/benchmarks.md) for multiplies of at least INT8_MIN_OPS whose band probe (given as
+ * `probe`, see probeBand) left at most 5 % of its queries undecided, else fp32.
  */
 export function chooseExactKernel(options: {
   requested: ExactKernel | 'auto' // what was asked
   similarityRules: boolean // posSimMax or querySimMax is on
   ops: number // 2 x queries x pool x dim
   cpu?: CpuInt8 // the CPU (default: this one)
+  probe?: BandProbe // with 'auto': what the band probe found (see probeBand); none yet: decided without it
 }): KernelChoice {
   const { requested } = options
   if (requested !== 'auto' && requested !== 'fp32' && requested !== 'int8') {
@@ -88,7 +91,41 @@ export function chooseExactKernel(options: {
   const cpu = options.cpu ?? cpuInt8()
   if (cpu.int8 === 'none') return { kernel: 'fp32', reason: `auto: no fast int8 dot product on this CPU (${cpu.arch}; flags: ${cpu.flags.join(' ') || 'none'})` }
   if (options.ops < INT8_MIN_OPS) return { kernel: 'fp32', reason: `auto: the group's multiply is under ${INT8_MIN_OPS.toExponential(0)} operations (2 x queries x pool x dim)` }
+  const { probe } = options
+  if (probe && probe.undecided * 100 > probe.queries * PROBE_MAX_UNDECIDED_PERCENT) {
+    return { kernel: 'fp32', reason: `auto: a wide band (the int8 pass left ${probe.undecided} of ${probe.queries} probe queries undecided in its first ranking: scores crowd within the quantisation bound), where int8 is slower` }
+  }
   return { kernel: 'int8', reason: `auto: ${cpu.int8} int8 dot product (${cpu.flags.join(' ')})` }
+}
+
+/** Probe queries: pool rows evenly spaced over the pool. */
+const PROBE_QUERIES = 256
+/** More probe queries undecided than this share (in percent) and 'auto' keeps fp32. */
+const PROBE_MAX_UNDECIDED_PERCENT = 5
+
+/** What {@link probeBand} found. */
+export interface BandProbe {
+  queries: number // probe queries searched
+  undecided: number // of them, those the int8 pass could not settle from its first ranking
+}
+
+/**
+ * How wide the int8 kernel's undecided band is on this data, from the data alone (no
+ * timing, so a choice made on it is reproducible and the same in every worker of a query
+ * split): pool rows evenly spaced over the pool serve as queries (each leaving itself out)
+ * against the whole pool; counted are those the first ranking could not settle. Where
+ * scores crowd within the quantisation bound (docs/benchmarks.md: MMEB-style subsets of
+ * 50k), listing and rescoring cost more than the integer multiply saves.
+ */
+export async function probeBand(searcher: Pick<Int8Searcher, 'search' | 'firstPassMisses'>, pool: EmbeddingMatrix): Promise<BandProbe> {
+  const { dim, rows } = pool
+  const queries = Math.min(PROBE_QUERIES, rows)
+  const at = Int32Array.from({ length: queries }, (_, j) => Math.floor((j * rows) / queries))
+  const data = new Float32Array(queries * dim)
+  at.forEach((r, j) => data.set(pool.data.subarray(r * dim, (r + 1) * dim), j * dim))
+  const before = searcher.firstPassMisses()
+  await searcher.search({ rows: queries, dim, queries: data, caps: new Float32Array(queries).fill(2), exclude: at, excludeWidth: 1 })
+  return { queries, undecided: searcher.firstPassMisses() - before }
 }
 
 /**
@@ -101,12 +138,17 @@ export function chooseExactKernel(options: {
 export async function createExactSearcher(options: ExactSearchOptions): Promise<ExactSearcher> {
   const { pool } = options
   checkCount('keep', options.keep, 1)
-  const kernel = chooseExactKernel({
+  const asked = {
     requested: options.kernel ?? 'fp32',
     similarityRules: options.posSimMax !== undefined || options.querySimMax !== undefined,
     ops: 2 * (options.queryRows ?? pool.rows) * (options.groupPoolRows ?? pool.rows) * pool.dim,
-  })
+  }
+  let kernel = chooseExactKernel(asked)
   if (kernel.kernel === 'int8') {
+    // auto with int8 in view probes the whole pool, which a pool part does not hold.
+    if (asked.requested === 'auto' && options.poolPart) {
+      throw new HardnegError('E_BAD_OPTION', "exact kernel 'auto' for a split pool whose size and CPU call for int8, expected 'int8' or 'fp32' (--exact-kernel): auto decides by a probe of the whole pool, which no pool part holds")
+    }
     const int8 = await createInt8Searcher({
       pool,
       keep: options.keep,
@@ -116,7 +158,25 @@ export async function createExactSearcher(options: ExactSearchOptions): Promise<
       ...(options.poolBlockRows !== undefined ? { poolBlockRows: options.poolBlockRows } : {}),
       ...(options.threads !== undefined ? { threads: options.threads } : {}),
     })
-    return { ...int8, kernel }
+    if (asked.requested !== 'auto') return { ...int8, kernel }
+    // Whether this data's band is narrow enough for int8 to pay; the probe's own counts are not the run's.
+    let probe: BandProbe
+    try {
+      probe = await probeBand(int8, pool)
+    } catch (err) {
+      await int8.close()
+      throw err
+    }
+    kernel = chooseExactKernel({ ...asked, probe })
+    if (kernel.kernel === 'int8') {
+      const skip = probe.queries
+      const counts = (): RescoreCounts => {
+        const all = int8.rescoreCounts()
+        return { rescored: all.rescored.slice(skip), ceilingBand: all.ceilingBand.slice(skip) }
+      }
+      return { ...int8, rescoreCounts: counts, kernel }
+    }
+    await int8.close()
   }
   if (pool.rows > 0 && pool.rows < MIN_POOL_BLOCK) return padSmallPool(options, kernel)
   const splitMargin = options.splitMargin ?? false
