@@ -165,7 +165,7 @@ describe('mine-negatives CLI', () => {
   it.each([[[]], [['--keep-filtered', '2', '--sweep-thresholds', '0,0.2']]])(
     '--exact-kernel int8 %j --quiet: nothing on stderr (no onnxruntime graph warnings)', async (extra) => {
       const out = path.join(await tempDir(), 'run')
-      const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'mine-negatives.js'), '--exact-kernel', 'int8', '--quiet', '--out', out, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] })
+      const child = spawn(process.execPath, [path.join(ROOT, 'bin', 'mine-negatives.js'), '--pairs', path.join(SNLI, 'snli-test-triplets.csv'), '--preset', 'simcse', '--query-embeddings', path.join(SNLI, 'snli-test-sent0.use512.f16.npy'), '--positive-embeddings', path.join(SNLI, 'snli-test-sent1.use512.f16.npy'), '--exact-kernel', 'int8', '--quiet', '--out', out, ...extra], { stdio: ['ignore', 'pipe', 'pipe'] })
       let err = ''
       child.stderr.on('data', (d: Buffer) => (err += d.toString()))
       const code = await new Promise<number | null>((resolve) => child.on('close', resolve))
