@@ -47,8 +47,8 @@ export class KernelLog {
           log.state.kernels.push([group, kernel])
         }
       }
-      for (const g of s.split) if (!log.state.split.includes(g)) log.state.split.push(g)
-      for (const r of s.reasons) if (!log.state.reasons.includes(r)) log.state.reasons.push(r)
+      for (const g of s.split) addOnce(log.state.split, g)
+      for (const r of s.reasons) addOnce(log.state.reasons, r)
       addCounts(log.state.rescored, s.rescored)
       addCounts(log.state.band, s.band)
     })
@@ -61,8 +61,8 @@ export class KernelLog {
    */
   record(group: string, choice: KernelChoice, counts: RescoreCounts | undefined, split = false): void {
     if (!this.state.kernels.some(([g]) => g === group)) this.state.kernels.push([group, choice.kernel])
-    if (split && !this.state.split.includes(group)) this.state.split.push(group)
-    if (!this.state.reasons.includes(choice.reason)) this.state.reasons.push(choice.reason)
+    if (split) addOnce(this.state.split, group)
+    addOnce(this.state.reasons, choice.reason)
     if (counts) {
       for (const x of counts.rescored) this.state.rescored[x] = (this.state.rescored[x] ?? 0) + 1
       for (const x of counts.ceilingBand) this.state.band[x] = (this.state.band[x] ?? 0) + 1
@@ -94,6 +94,10 @@ export class KernelLog {
 
 function describeCpu(cpu: ManifestExactKernel['cpu'] | undefined): string {
   return cpu ? `${cpu.arch}, int8 ${cpu.int8}, flags ${cpu.flags.join(' ') || 'none'}` : 'unknown'
+}
+
+function addOnce(list: string[], value: string): void {
+  if (!list.includes(value)) list.push(value)
 }
 
 function addCounts(into: Record<string, number>, from: Record<string, number>): void {

@@ -90,7 +90,7 @@ interface Listing {
 
 /** One block's exclusions for the row: local columns (each once) and where their G sits in `excl_g`. */
 interface Skips {
-  cols: number[]
+  cols: Set<number>
   at: number[]
 }
 
@@ -105,11 +105,11 @@ export function processRow(a: RowArgs): boolean {
   const cap = batch.caps[i] as number
   const iv = new Float64Array(2)
   const skips: Skips[] = blocks.map(({ ctx }) => {
-    const out: Skips = { cols: [], at: [] }
+    const out: Skips = { cols: new Set(), at: [] }
     for (let j = 0; j < ctx.e; j++) {
       const local = Number(ctx.excl[i * ctx.e + j])
-      if (local >= 0 && !out.cols.includes(local)) {
-        out.cols.push(local)
+      if (local >= 0 && !out.cols.has(local)) {
+        out.cols.add(local)
         out.at.push(r * ctx.e + j)
       }
     }
@@ -128,7 +128,7 @@ export function processRow(a: RowArgs): boolean {
       // This one and all after it score below `stop`.
       if (sHat + bound < stop) return -Infinity
       const col = Number(index[r * width + t])
-      if (skip.includes(col)) continue
+      if (skip.has(col)) continue
       const pj = ctx.block.cols[col] as number
       scoreInterval(sHat, q, i, stats, pj, iv)
       if (keepIf(iv[0] as number, iv[1] as number)) into.push({ index: pj, lo: iv[0] as number, hi: iv[1] as number })
@@ -250,7 +250,7 @@ function countCeilings(a: RowArgs, ctx: BlockContext, view: OutputView, skips: S
   const alpha = q.scale[i] as number
   for (let x = start[r] as number; x < (start[r + 1] as number); x++) {
     const col = Number(cols[x])
-    if (skips.cols.includes(col)) continue
+    if (skips.cols.has(col)) continue
     const g = gs[x] as number
     const index = ctx.block.cols[col] as number
     let bounded = false

@@ -266,13 +266,12 @@ export async function createExactSearcher(options: ExactSearchOptions): Promise<
         const r = results[i] as SearchResult
         let removedHere = removed[i] ?? 0
         let marginHere = marginRemoved[i] ?? 0
-        const seen = new Set<number>()
-        const skip = { includes: (local: number): boolean => seen.has(local) }
+        const skip = new Set<number>()
         const skipAt: number[] = [] // the excl column of each excluded candidate of this block, once each
         for (let j = 0; j < e; j++) {
           const local = Number(localExcl[i * e + j])
-          if (local < 0 || seen.has(local)) continue
-          seen.add(local)
+          if (local < 0 || skip.has(local)) continue
+          skip.add(local)
           skipAt.push(i * e + j)
           removedHere -= exclRemoved[i * e + j] ?? 0
           marginHere -= exclMargin[i * e + j] ?? 0

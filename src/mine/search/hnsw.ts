@@ -69,7 +69,6 @@ export async function createHnswSearcher(options: HnswSearchOptions): Promise<Hn
       const cap = batch.caps[i] as number
       const marginCap = batch.marginCaps?.[i] ?? cap
       const excluded = new Set(Array.from(batch.exclude.subarray(i * e, (i + 1) * e)).filter((x) => x >= 0))
-      const skip = { includes: (c: number): boolean => excluded.has(c) }
       // The row's own exclusions, never the block's widest: what is fetched for a row must not
       // depend on which rows share its block (a query without siblings excludes up to 2).
       let fetch = Math.min(n, Math.max(2 * (keep + Math.max(2, excluded.size)), 32))
@@ -82,7 +81,7 @@ export async function createHnswSearcher(options: HnswSearchOptions): Promise<Hn
         const sweepRemoved = sweeps > 0 ? new Int32Array(sweeps) : undefined
         const sweepCaps = sweepRemoved ? (batch.sweepCaps ?? missingSweepCaps()).subarray(i * sweeps, (i + 1) * sweeps) : undefined
         for (const c of neighbors) {
-          if (skip.includes(c)) continue
+          if (excluded.has(c)) continue
           const score = dotRows(batch.queries, i, pool.data, c, dim)
           if (score > marginCap) removedByMargin++
           if (sweepRemoved && sweepCaps) for (let t = 0; t < sweeps; t++) if (score > (sweepCaps[t] as number)) sweepRemoved[t]!++

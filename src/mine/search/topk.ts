@@ -59,7 +59,7 @@ export function mergeTopK(
   offset: number,
   count: number,
   base: number,
-  skip: { includes(local: number): boolean },
+  skip: ReadonlySet<number>,
   keep: number,
   tags?: Float32Array,
 ): void {
@@ -82,7 +82,7 @@ export function mergeTopK(
         b = count
         break
       }
-      if (skip.includes(local)) { b++; continue }
+      if (skip.has(local)) { b++; continue }
       bScore = s
       bIndex = base + local
       break
